@@ -1,0 +1,77 @@
+/*
+ * HTTP/1.1 head parser for the WebSocket upgrade. Pure.
+ *
+ * Shaped like picohttpparser: a stateless call over the bytes accumulated so
+ * far, with prev_len (bytes already scanned by an earlier call that returned
+ * INCOMPLETE) so only new bytes are searched for the end of the head. Method,
+ * path, reason, and header names and values come back as spans into buf.
+ * Nothing is truncated silently: too many headers or too many bytes is an
+ * error (431), never a shorter header list.
+ */
+#ifndef WSN_HTTP_H
+#define WSN_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define WSN_HTTP_MAX_HEAD_BYTES (16 * 1024) /* Node's default maxHeaderSize */
+#define WSN_HTTP_MAX_HEADERS 128
+
+enum {
+  WSN_HTTP_INCOMPLETE = -1,     /* need more bytes */
+  WSN_HTTP_E_BAD = -2,          /* malformed: answer 400 */
+  WSN_HTTP_E_TOO_LARGE = -3,    /* head > MAX_HEAD_BYTES: answer 431 */
+  WSN_HTTP_E_TOO_MANY = -4,     /* > MAX_HEADERS headers: answer 431 */
+  WSN_HTTP_E_VERSION = -5       /* not HTTP/1.x: answer 505 (Node says 400) */
+};
+
+typedef struct {
+  const char *name;
+  size_t name_len;
+  const char *value;  /* leading and trailing spaces/tabs trimmed */
+  size_t value_len;
+} wsn_http_header_t;
+
+typedef struct {
+  /* request line */
+  const char *method;
+  size_t method_len;
+  const char *path;
+  size_t path_len;
+  /* status line (responses) */
+  int status;
+  const char *reason;
+  size_t reason_len;
+  int minor_version; /* HTTP/1.x */
+  size_t num_headers;
+  wsn_http_header_t headers[WSN_HTTP_MAX_HEADERS];
+} wsn_http_head_t;
+
+/*
+ * Parse a request head. Returns the head's length in bytes (through the final
+ * CRLFCRLF) when complete, or a WSN_HTTP_* value < 0. Rules: method is a
+ * token; request target has no control chars or spaces; version HTTP/1.0 or
+ * 1.1; header names are tokens (RFC 7230 tchar); values contain no NUL, no
+ * bare CR and no other control chars except tab; obs-fold (a line starting
+ * with space/tab) is an error. Lines end with CRLF (a bare LF is accepted as
+ * Node's parser accepts it? No: strict, CRLF only).
+ */
+int wsn_http_parse_request(const char *buf, size_t len, size_t prev_len,
+                           wsn_http_head_t *out);
+
+/* Parse a response head ("HTTP/1.1 101 Switching Protocols"). Same returns. */
+int wsn_http_parse_response(const char *buf, size_t len, size_t prev_len,
+                            wsn_http_head_t *out);
+
+/* Case-insensitive header lookup; returns the first match or NULL. */
+const wsn_http_header_t *wsn_http_find(const wsn_http_head_t *h,
+                                       const char *name);
+
+/* 1 if the comma-separated value list contains token (case-insensitive). */
+int wsn_http_has_token(const char *value, size_t len, const char *token);
+
+/* The reason phrase Node uses for a status (http.STATUS_CODES), or
+ * "Unknown". */
+const char *wsn_http_status_text(int status);
+
+#endif /* WSN_HTTP_H */
