@@ -1,0 +1,11 @@
+'use strict';
+
+// Exports shaped like ws's index.js: the WebSocket class carrying the rest.
+const WebSocket = require('./lib/websocket');
+const WebSocketServer = require('./lib/websocket-server');
+
+WebSocket.Server = WebSocketServer;
+WebSocket.WebSocket = WebSocket;
+WebSocket.WebSocketServer = WebSocketServer;
+
+module.exports = WebSocket;

@@ -1,0 +1,118 @@
+'use strict';
+
+// Loads the addon and owns the one path by which C talks to JS: a batch of
+// event records, dispatched here to the object registered for each id.
+// Nothing starts (no thread, no loop) until the first server or client.
+
+const path = require('path');
+const { isMainThread } = require('worker_threads');
+
+const binding = require(path.join(__dirname, '..', 'build', 'Release', 'ws_native.node'));
+const C = binding.constants;
+
+// Objects that receive events, by id (slot + generation * 2^SLOT_BITS).
+const handles = new Map();
+const SLOT_SCALE = 2 ** C.SLOT_BITS;
+let started = false;
+let live = 0;
+
+/**
+ * Starts the I/O loop on first use: its own thread by default, or Node's main
+ * loop when WS_NATIVE_LOOP=main (no thread hop; see README).
+ */
+function ensureStarted() {
+  if (started) return;
+  started = true;
+  binding.start(dispatch, process.env.WS_NATIVE_LOOP === 'main');
+  // process.exit() and uncaught exceptions on the main thread run no env
+  // cleanup hooks, only 'exit' listeners: stop the I/O thread here too.
+  // Workers run their cleanup hooks, which do the same.
+  if (isMainThread) process.on('exit', () => binding.shutdown());
+}
+
+/**
+ * Counts a server or socket that keeps the process alive (0 -> 1 refs the
+ * I/O loop's wake-up, 1 -> 0 lets the process exit).
+ */
+function retain() {
+  if (live++ === 0) binding.ref();
+}
+
+function release() {
+  if (live > 0 && --live === 0) binding.unref();
+}
+
+function register(id, target) {
+  handles.set(id, target);
+}
+
+function unregister(id) {
+  handles.delete(id);
+}
+
+/**
+ * The one function C calls, with all events since the previous call: `buf`
+ * holds the records (payloads inline), `externals` the large messages in
+ * record order. Each listener's exception is caught so that no other
+ * connection loses its events; the first one is rethrown afterwards, which
+ * keeps ws's uncaught-exception behaviour.
+ *
+ * @param {Buffer} buf
+ * @param {Buffer[]} externals
+ */
+function dispatch(buf, externals) {
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.length);
+  const end = buf.length;
+  let off = 0;
+  let ext = 0;
+  let firstError;
+  let failed = false;
+  while (off < end) {
+    const type = view.getUint32(off + C.OFF_TYPE, true);
+    const slot = view.getUint32(off + C.OFF_SLOT, true);
+    const gen = view.getUint32(off + C.OFF_GEN, true);
+    const len = view.getUint32(off + C.OFF_LEN, true);
+    const a = view.getUint32(off + C.OFF_A, true);
+    const b = view.getUint32(off + C.OFF_B, true);
+    const c = view.getUint32(off + C.OFF_C, true) +
+      view.getUint32(off + C.OFF_C + 4, true) * 4294967296;
+    const start = off + C.EVENT_SIZE;
+    let payload;
+    if (type === C.EV_MESSAGE && (a & C.MSG_EXTERNAL)) {
+      payload = externals[ext++];
+      off = start;
+    } else {
+      payload = buf.subarray(start, start + len);
+      off = start + ((len + 7) & ~7);
+    }
+    const id = gen * SLOT_SCALE + slot;
+    // A new connection's events go to its server.
+    const target = handles.get(
+      type === C.EV_CONNECTION || type === C.EV_HANDSHAKE ? c : id
+    );
+    if (target === undefined) continue;
+    try {
+      target._onNativeEvent(type, payload, a, b, c, id);
+    } catch (err) {
+      if (!failed) {
+        failed = true;
+        firstError = err;
+      }
+    }
+  }
+  if (failed) process.nextTick(rethrow, firstError);
+}
+
+function rethrow(err) {
+  throw err;
+}
+
+module.exports = {
+  binding,
+  C,
+  ensureStarted,
+  register,
+  unregister,
+  retain,
+  release
+};

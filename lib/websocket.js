@@ -1,0 +1,770 @@
+'use strict';
+
+// The WebSocket class with ws 8's surface. The protocol runs in C (see
+// src/conn.c); this file checks arguments, keeps readyState and
+// bufferedAmount, and turns native events into ws's events, in ws's order.
+
+const EventEmitter = require('events');
+const { randomBytes } = require('crypto');
+const util = require('util');
+
+const { binding, C, ensureStarted, register, unregister, retain, release } =
+  require('./native');
+const {
+  BINARY_TYPES,
+  CLOSE_TIMEOUT,
+  EMPTY_BUFFER,
+  kStatusCode
+} = require('./constants');
+const { EventTarget, defineEventHandlerAttributes } = require('./event-target');
+
+const readyStates = ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED'];
+const subprotocolRegex = /^[!#$%&'*+\-.0-9A-Z^_`|a-z~]+$/;
+const protocolVersions = [8, 13];
+
+/**
+ * ws's close code rule (validation.js isValidStatusCode).
+ *
+ * @param {number} code
+ * @return {boolean}
+ */
+function isValidStatusCode(code) {
+  return (
+    (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 &&
+      code !== 1006) ||
+    (code >= 3000 && code <= 4999)
+  );
+}
+
+/**
+ * Normalises data for the binding: strings and byte views pass through;
+ * anything else becomes a Buffer as ws's toBuffer does.
+ */
+function toSendable(data) {
+  if (typeof data === 'string' || ArrayBuffer.isView(data) ||
+      data instanceof ArrayBuffer) {
+    return data;
+  }
+  return Buffer.from(data);
+}
+
+function byteLengthOf(data) {
+  if (typeof data === 'string') return Buffer.byteLength(data);
+  if (data instanceof ArrayBuffer) return data.byteLength;
+  return data.byteLength;
+}
+
+class WebSocket extends EventEmitter {
+  /**
+   * @param {(String|URL|null)} address The URL, or null for a server-side
+   *     socket (created by WebSocketServer)
+   * @param {(String|String[])} [protocols]
+   * @param {Object} [options]
+   */
+  constructor(address, protocols, options) {
+    super();
+    this._binaryType = BINARY_TYPES[0];
+    this._closeCode = 1006;
+    this._closeFrameReceived = false;
+    this._closeFrameSent = false;
+    this._closeMessage = EMPTY_BUFFER;
+    this._closeTimer = null;
+    this._errorEmitted = false;
+    this._extensions = {};
+    this._paused = false;
+    this._pending = null; // events held while paused
+    this._protocol = '';
+    this._readyState = WebSocket.CONNECTING;
+    this._id = 0;
+    this._live = false;
+    this._nativeClosed = false;
+    this._sent = 0; // frame bytes queued since the socket opened
+    this._written = 0; // as last reported by C
+    this._bufferedAmount = 0; // bytes "sent" with no socket (ws semantics)
+    this._callbacks = []; // [endOffset, cb], in order
+    this._firstFragment = true;
+    this._handshakeTimer = null;
+    this._isServer = address === null;
+    this._autoPong = true;
+    this._url = undefined;
+
+    if (address !== null) {
+      if (protocols === undefined) {
+        protocols = [];
+      } else if (!Array.isArray(protocols)) {
+        if (typeof protocols === 'object' && protocols !== null) {
+          options = protocols;
+          protocols = [];
+        } else {
+          protocols = [protocols];
+        }
+      }
+      initAsClient(this, address, protocols, options);
+    } else {
+      this._autoPong = options ? options.autoPong !== false : true;
+    }
+  }
+
+  get binaryType() {
+    return this._binaryType;
+  }
+
+  set binaryType(type) {
+    if (!BINARY_TYPES.includes(type)) return;
+    this._binaryType = type;
+  }
+
+  get bufferedAmount() {
+    if (this._id === 0) return this._bufferedAmount;
+    if (!this._nativeClosed) {
+      const written = binding.written(this._id);
+      if (written > this._written) this._written = written;
+    }
+    return this._sent - this._written + this._bufferedAmount;
+  }
+
+  get extensions() {
+    return Object.keys(this._extensions).join();
+  }
+
+  get isPaused() {
+    return this._paused;
+  }
+
+  get protocol() {
+    return this._protocol;
+  }
+
+  get readyState() {
+    return this._readyState;
+  }
+
+  get url() {
+    return this._url;
+  }
+
+  /**
+   * Server side: binds this object to an accepted connection.
+   *
+   * @private
+   */
+  _attach(id, protocol) {
+    this._id = id;
+    this._protocol = protocol;
+    this._readyState = WebSocket.OPEN;
+    register(id, this);
+    retain();
+    this._live = true;
+  }
+
+  /**
+   * Emits 'close' once, as ws's emitClose does.
+   *
+   * @private
+   */
+  emitClose() {
+    if (this._readyState === WebSocket.CLOSED) return;
+    this._readyState = WebSocket.CLOSED;
+    this._cleanup();
+    this.emit('close', this._closeCode, this._closeMessage);
+  }
+
+  /** @private */
+  _cleanup() {
+    clearTimeout(this._closeTimer);
+    clearTimeout(this._handshakeTimer);
+    this._closeTimer = this._handshakeTimer = null;
+    if (this._id !== 0) unregister(this._id);
+    if (this._live) {
+      this._live = false;
+      release();
+    }
+    const cbs = this._callbacks;
+    this._callbacks = [];
+    if (cbs.length) {
+      const err = new Error('The socket was closed while data was being sent');
+      for (const [, cb] of cbs) process.nextTick(cb, err);
+    }
+  }
+
+  close(code, data) {
+    if (this.readyState === WebSocket.CLOSED) return;
+    if (this.readyState === WebSocket.CONNECTING) {
+      const msg = 'WebSocket was closed before the connection was established';
+      abortHandshake(this, msg);
+      return;
+    }
+    if (this.readyState === WebSocket.CLOSING) {
+      // Close frames went both ways (or the peer erred): C ends the socket.
+      if (this._closeFrameSent &&
+          (this._closeFrameReceived || this._errorEmitted)) {
+        binding.close(this._id, -1, null, 0);
+      }
+      return;
+    }
+    this._readyState = WebSocket.CLOSING;
+    // Validation after the state change, exactly as ws (sender.close throws
+    // from inside ws.close after readyState became CLOSING).
+    let reason = null;
+    if (code === undefined) {
+      code = -1;
+    } else if (typeof code !== 'number' || !isValidStatusCode(code)) {
+      throw new TypeError('First argument must be a valid error code number');
+    } else if (data !== undefined && data.length) {
+      reason = typeof data === 'string' ? Buffer.from(data) : toSendable(data);
+      if (byteLengthOf(reason) > 123) {
+        throw new RangeError('The message must not be greater than 123 bytes');
+      }
+    }
+    this._sent += binding.close(this._id, code, reason,
+      this._isServer ? 0 : C.SEND_MASK);
+    this._closeFrameSent = true;
+    setCloseTimer(this);
+  }
+
+  pause() {
+    if (this.readyState === WebSocket.CONNECTING ||
+        this.readyState === WebSocket.CLOSED) {
+      return;
+    }
+    this._paused = true;
+    binding.pause(this._id);
+  }
+
+  resume() {
+    if (this.readyState === WebSocket.CONNECTING ||
+        this.readyState === WebSocket.CLOSED) {
+      return;
+    }
+    this._paused = false;
+    binding.resume(this._id);
+    // Events that arrived after pause() was called are delivered now, in
+    // order; a listener may pause again, which keeps the rest held.
+    const pending = this._pending;
+    this._pending = null;
+    if (pending) {
+      for (let i = 0; i < pending.length; i++) {
+        if (this._paused) {
+          this._pending = pending.slice(i).concat(this._pending || []);
+          break;
+        }
+        this._onNativeEvent(...pending[i]);
+      }
+    }
+  }
+
+  ping(data, mask, cb) {
+    this._control(C_PING, data, mask, cb);
+  }
+
+  pong(data, mask, cb) {
+    this._control(C_PONG, data, mask, cb);
+  }
+
+  /** @private */
+  _control(opcode, data, mask, cb) {
+    if (this.readyState === WebSocket.CONNECTING) {
+      throw new Error('WebSocket is not open: readyState 0 (CONNECTING)');
+    }
+    if (typeof data === 'function') {
+      cb = data;
+      data = mask = undefined;
+    } else if (typeof mask === 'function') {
+      cb = mask;
+      mask = undefined;
+    }
+    if (typeof data === 'number') data = data.toString();
+    if (this.readyState !== WebSocket.OPEN) {
+      sendAfterClose(this, data, cb);
+      return;
+    }
+    if (mask === undefined) mask = !this._isServer;
+    data = data === undefined || data === null ? EMPTY_BUFFER : toSendable(data);
+    if (byteLengthOf(data) > 125) {
+      throw new RangeError('The data size must not be greater than 125 bytes');
+    }
+    this._queue(data, opcode, C.SEND_FIN | (mask ? C.SEND_MASK : 0), cb);
+  }
+
+  send(data, options, cb) {
+    if (typeof options === 'function') {
+      cb = options;
+      options = {};
+    }
+    if (this.readyState === WebSocket.CONNECTING) {
+      throw new Error('WebSocket is not open: readyState 0 (CONNECTING)');
+    }
+    if (typeof data === 'number') data = data.toString();
+    if (this.readyState !== WebSocket.OPEN) {
+      sendAfterClose(this, data, cb);
+      return;
+    }
+    const opts = {
+      binary: typeof data !== 'string',
+      mask: !this._isServer,
+      fin: true,
+      ...options
+    };
+    let opcode = opts.binary ? 2 : 1;
+    if (!this._firstFragment) opcode = 0;
+    this._firstFragment = !!opts.fin;
+    const flags = (opts.fin ? C.SEND_FIN : 0) | (opts.mask ? C.SEND_MASK : 0);
+    this._queue(data === undefined || data === null ? EMPTY_BUFFER
+      : toSendable(data), opcode, flags, cb);
+  }
+
+  /** @private */
+  _queue(data, opcode, flags, cb) {
+    if (cb) flags |= C.SEND_ACK;
+    this._sent += binding.send(this._id, data, opcode, flags);
+    if (cb) this._callbacks.push([this._sent, cb]);
+  }
+
+  terminate() {
+    if (this.readyState === WebSocket.CLOSED) return;
+    if (this.readyState === WebSocket.CONNECTING) {
+      const msg = 'WebSocket was closed before the connection was established';
+      abortHandshake(this, msg);
+      return;
+    }
+    this._readyState = WebSocket.CLOSING;
+    if (!this._nativeClosed) binding.terminate(this._id);
+  }
+
+  /**
+   * Native events for this socket (see lib/native.js).
+   *
+   * @private
+   */
+  _onNativeEvent(type, payload, a, b, c) {
+    if (this._paused && (type === C.EV_MESSAGE || type === C.EV_PING ||
+        type === C.EV_PONG)) {
+      // ws stops reading at pause(); events already on their way wait here.
+      if (this._pending === null) this._pending = [];
+      this._pending.push([type, payload, a, b, c]);
+      return;
+    }
+    switch (type) {
+      case C.EV_MESSAGE:
+        if (this._readyState !== WebSocket.OPEN &&
+            this._readyState !== WebSocket.CLOSING) return;
+        if (a & C.MSG_BINARY) {
+          this.emit('message', convertBinary(payload, this._binaryType), true);
+        } else {
+          this.emit('message', payload, false);
+        }
+        return;
+      case C.EV_PING:
+        // C already answered when autoPong is on (before this event, as ws).
+        this.emit('ping', payload);
+        return;
+      case C.EV_PONG:
+        this.emit('pong', payload);
+        return;
+      case C.EV_WRITTEN:
+        if (c > this._written) this._written = c;
+        this._runCallbacks();
+        return;
+      case C.EV_CLOSE_FRAME:
+        this._closeFrameReceived = true;
+        this._closeCode = a;
+        this._closeMessage = Buffer.from(payload);
+        // C answered with the same code and reason, as ws does.
+        this._closeFrameSent = true;
+        this._readyState = WebSocket.CLOSING;
+        setCloseTimer(this);
+        return;
+      case C.EV_ERROR: {
+        this._readyState = WebSocket.CLOSING;
+        this._closeFrameSent = true;
+        setCloseTimer(this);
+        if (this._errorEmitted) return;
+        this._errorEmitted = true;
+        this.emit('error', frameError(a, b));
+        return;
+      }
+      case C.EV_OPEN:
+        onOpen(this, payload, a, b);
+        return;
+      case C.EV_SOCKET_ERROR:
+        onSocketError(this, payload, a);
+        return;
+      case C.EV_CLOSED:
+        this._nativeClosed = true;
+        if (this._pending) {
+          // Deliver what was held before announcing the close.
+          const pending = this._pending;
+          this._pending = null;
+          this._paused = false;
+          for (const ev of pending) this._onNativeEvent(...ev);
+        }
+        this._written = this._sent; // nothing more will be written
+        if (this._readyState === WebSocket.CONNECTING) {
+          // The response was unexpected and a listener took it: ws leaves
+          // the socket to the user; we only stop counting it as live.
+          if (this._live) {
+            this._live = false;
+            release();
+          }
+          unregister(this._id);
+          return;
+        }
+        this.emitClose();
+        return;
+    }
+  }
+
+  /** @private */
+  _runCallbacks() {
+    const cbs = this._callbacks;
+    let i = 0;
+    while (i < cbs.length && cbs[i][0] <= this._written) i++;
+    if (i === 0) return;
+    const done = cbs.splice(0, i);
+    for (const [, cb] of done) cb();
+  }
+}
+
+const C_PING = 0x9;
+const C_PONG = 0xa;
+
+for (const [i, state] of readyStates.entries()) {
+  const desc = { enumerable: true, value: i };
+  Object.defineProperty(WebSocket, state, desc);
+  Object.defineProperty(WebSocket.prototype, state, desc);
+}
+
+for (const property of ['binaryType', 'bufferedAmount', 'extensions',
+  'isPaused', 'protocol', 'readyState', 'url']) {
+  Object.defineProperty(WebSocket.prototype, property, { enumerable: true });
+}
+
+defineEventHandlerAttributes(WebSocket.prototype);
+WebSocket.prototype.addEventListener = EventTarget.addEventListener;
+WebSocket.prototype.removeEventListener = EventTarget.removeEventListener;
+
+module.exports = WebSocket;
+
+/**
+ * ws's error for a frame C rejected, from the table C exported.
+ */
+function frameError(id, arg) {
+  const e = C.errors[String(id | 0)];
+  const message = e.message.replace('%u', String(arg));
+  const Ctor = e.ctor === 'RangeError' ? RangeError : Error;
+  const err = new Ctor(e.prefix ? `Invalid WebSocket frame: ${message}` : message);
+  err.code = e.code;
+  err[kStatusCode] = e.closeCode;
+  return err;
+}
+
+function convertBinary(buf, binaryType) {
+  if (binaryType === 'arraybuffer') {
+    return buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length);
+  }
+  if (binaryType === 'fragments') return [buf];
+  return buf;
+}
+
+function setCloseTimer(websocket) {
+  if (websocket._closeTimer !== null) return;
+  websocket._closeTimer = setTimeout(() => {
+    websocket._closeTimer = null;
+    if (!websocket._nativeClosed) binding.terminate(websocket._id);
+  }, websocket._closeTimeout || CLOSE_TIMEOUT);
+}
+
+function sendAfterClose(websocket, data, cb) {
+  if (data) {
+    const length = typeof data === 'string' ? Buffer.byteLength(data)
+      : byteLengthOf(toSendable(data));
+    if (websocket._id !== 0) websocket._sent += length;
+    else websocket._bufferedAmount += length;
+  }
+  if (cb) {
+    const err = new Error(
+      `WebSocket is not open: readyState ${websocket.readyState} ` +
+        `(${readyStates[websocket.readyState]})`
+    );
+    process.nextTick(cb, err);
+  }
+}
+
+function emitErrorAndClose(websocket, err) {
+  websocket._readyState = WebSocket.CLOSING;
+  websocket._errorEmitted = true;
+  websocket.emit('error', err);
+  websocket.emitClose();
+}
+
+/**
+ * Fails the opening handshake as ws's abortHandshake does: the socket goes
+ * at once, 'error' and 'close' follow on the next tick.
+ */
+function abortHandshake(websocket, message) {
+  websocket._readyState = WebSocket.CLOSING;
+  const err = new Error(message);
+  Error.captureStackTrace(err, abortHandshake);
+  websocket._aborted = true;
+  if (websocket._id !== 0 && !websocket._nativeClosed) {
+    binding.terminate(websocket._id);
+  }
+  clearTimeout(websocket._handshakeTimer);
+  process.nextTick(emitErrorAndClose, websocket, err);
+}
+
+// ---- client ------------------------------------------------------------
+
+function initAsClient(websocket, address, protocols, options) {
+  const opts = {
+    allowSynchronousEvents: true,
+    autoPong: true,
+    protocolVersion: protocolVersions[1],
+    maxPayload: 100 * 1024 * 1024,
+    skipUTF8Validation: false,
+    perMessageDeflate: true,
+    followRedirects: false,
+    maxRedirects: 10,
+    ...options
+  };
+  websocket._autoPong = opts.autoPong;
+  websocket._closeTimeout = opts.closeTimeout;
+
+  if (!protocolVersions.includes(opts.protocolVersion)) {
+    throw new RangeError(
+      `Unsupported protocol version: ${opts.protocolVersion} ` +
+        `(supported versions: ${protocolVersions.join(', ')})`
+    );
+  }
+
+  let parsedUrl;
+  if (address instanceof URL) {
+    parsedUrl = address;
+  } else {
+    try {
+      parsedUrl = new URL(address);
+    } catch (e) {
+      throw new SyntaxError(`Invalid URL: ${address}`);
+    }
+  }
+  if (parsedUrl.protocol === 'http:') parsedUrl.protocol = 'ws:';
+  else if (parsedUrl.protocol === 'https:') parsedUrl.protocol = 'wss:';
+  websocket._url = parsedUrl.href;
+
+  const isSecure = parsedUrl.protocol === 'wss:';
+  const isIpcUrl = parsedUrl.protocol === 'ws+unix:';
+  let invalidUrlMessage;
+  if (parsedUrl.protocol !== 'ws:' && !isSecure && !isIpcUrl) {
+    invalidUrlMessage =
+      'The URL\'s protocol must be one of "ws:", "wss:", ' +
+      '"http:", "https:", or "ws+unix:"';
+  } else if (isIpcUrl && !parsedUrl.pathname) {
+    invalidUrlMessage = "The URL's pathname is empty";
+  } else if (parsedUrl.hash) {
+    invalidUrlMessage = 'The URL contains a fragment identifier';
+  }
+  if (invalidUrlMessage) throw new SyntaxError(invalidUrlMessage);
+
+  const protocolSet = new Set();
+  for (const protocol of protocols) {
+    if (typeof protocol !== 'string' || !subprotocolRegex.test(protocol) ||
+        protocolSet.has(protocol)) {
+      throw new SyntaxError('An invalid or duplicated subprotocol was specified');
+    }
+    protocolSet.add(protocol);
+  }
+
+  // What is not built yet fails clearly instead of silently differing.
+  if (isSecure) {
+    throw new Error('ws-native: wss:// is not supported yet (see README)');
+  }
+  if (isIpcUrl) {
+    throw new Error('ws-native: ws+unix:// is not supported yet (see README)');
+  }
+  if (opts.agent || opts.createConnection) {
+    throw new Error(
+      'ws-native: the agent and createConnection options are not supported yet'
+    );
+  }
+
+  const key = randomBytes(16).toString('base64');
+  const port = Number(parsedUrl.port) || 80;
+  const host = parsedUrl.hostname.startsWith('[')
+    ? parsedUrl.hostname.slice(1, -1) : parsedUrl.hostname;
+  const headers = {
+    ...opts.headers,
+    'Sec-WebSocket-Version': opts.protocolVersion,
+    'Sec-WebSocket-Key': key,
+    Connection: 'Upgrade',
+    Upgrade: 'websocket'
+  };
+  if (protocols.length) headers['Sec-WebSocket-Protocol'] = protocols.join(',');
+  if (opts.origin) {
+    if (opts.protocolVersion < 13) headers['Sec-WebSocket-Origin'] = opts.origin;
+    else headers.Origin = opts.origin;
+  }
+  if (parsedUrl.username || parsedUrl.password) {
+    const auth = `${decodeURIComponent(parsedUrl.username)}:` +
+      `${decodeURIComponent(parsedUrl.password)}`;
+    headers.Authorization = `Basic ${Buffer.from(auth).toString('base64')}`;
+  }
+  const hasHost = Object.keys(headers).some((h) => h.toLowerCase() === 'host');
+  let request = `GET ${parsedUrl.pathname + parsedUrl.search} HTTP/1.1\r\n`;
+  if (!hasHost) {
+    request += `Host: ${parsedUrl.host}\r\n`;
+  }
+  for (const name of Object.keys(headers)) {
+    const value = headers[name];
+    if (value === undefined) continue;
+    const values = Array.isArray(value) ? value : [value];
+    for (const v of values) {
+      const s = String(v);
+      if (/[\r\n]/.test(s) || /[\r\n:]/.test(name)) {
+        throw new TypeError(`Invalid character in header content ["${name}"]`);
+      }
+      request += `${name}: ${s}\r\n`;
+    }
+  }
+  request += '\r\n';
+
+  websocket._protocolSet = protocolSet;
+  websocket._handshakeKey = key;
+  ensureStarted();
+  let flags = 0;
+  if (!opts.autoPong) flags |= C.CONN_NO_AUTO_PONG;
+  if (opts.skipUTF8Validation) flags |= C.CONN_SKIP_UTF8;
+  const id = binding.connect(host, port, key, request, opts.maxPayload, flags);
+  websocket._id = id;
+  register(id, websocket);
+  retain();
+  websocket._live = true;
+
+  if (opts.handshakeTimeout) {
+    websocket._handshakeTimer = setTimeout(() => {
+      websocket._handshakeTimer = null;
+      abortHandshake(websocket, 'Opening handshake has timed out');
+    }, opts.handshakeTimeout);
+  }
+}
+
+/** A response shaped like the IncomingMessage ws passes to its events. */
+function makeResponse(head, body) {
+  const text = head.toString('latin1');
+  const lines = text.split('\r\n');
+  const status = /^HTTP\/(\d)\.(\d) (\d{3}) ?(.*)$/.exec(lines[0]) || [];
+  const rawHeaders = [];
+  const headers = {};
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i];
+    if (line === '') continue;
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    const name = line.slice(0, colon);
+    const value = line.slice(colon + 1).trim();
+    rawHeaders.push(name, value);
+    const lower = name.toLowerCase();
+    if (lower === 'set-cookie') {
+      (headers[lower] || (headers[lower] = [])).push(value);
+    } else if (headers[lower] === undefined) {
+      headers[lower] = value;
+    } else {
+      headers[lower] += ', ' + value;
+    }
+  }
+  const { Readable } = require('stream');
+  const res = new Readable({ read() {} });
+  res.statusCode = Number(status[3]);
+  res.statusMessage = status[4] || '';
+  res.httpVersion = status[1] ? `${status[1]}.${status[2]}` : '1.1';
+  res.headers = headers;
+  res.rawHeaders = rawHeaders;
+  if (body && body.length) res.push(Buffer.from(body));
+  res.push(null);
+  return res;
+}
+
+function onOpen(websocket, payload, result, headLen) {
+  if (websocket._readyState !== WebSocket.CONNECTING || websocket._aborted) {
+    return;
+  }
+  if (result === C.HS_BAD_RESPONSE) {
+    abortHandshake(websocket, 'Parse Error: Invalid HTTP response');
+    return;
+  }
+  const res = makeResponse(payload.subarray(0, headLen),
+    payload.subarray(headLen));
+  if (result === C.HS_NOT_101) {
+    clearTimeout(websocket._handshakeTimer);
+    const req = { method: 'GET', path: new URL(websocket._url).pathname };
+    if (!websocket.emit('unexpected-response', req, res)) {
+      abortHandshake(websocket, `Unexpected server response: ${res.statusCode}`);
+    }
+    return;
+  }
+  websocket.emit('upgrade', res);
+  if (websocket._readyState !== WebSocket.CONNECTING) return;
+  if (result === C.HS_BAD_UPGRADE) {
+    abortHandshake(websocket, 'Invalid Upgrade header');
+    return;
+  }
+  if (result === C.HS_BAD_ACCEPT) {
+    abortHandshake(websocket, 'Invalid Sec-WebSocket-Accept header');
+    return;
+  }
+  const serverProt = res.headers['sec-websocket-protocol'];
+  const protocolSet = websocket._protocolSet;
+  let protError;
+  if (serverProt !== undefined) {
+    if (!protocolSet.size) {
+      protError = 'Server sent a subprotocol but none was requested';
+    } else if (!protocolSet.has(serverProt)) {
+      protError = 'Server sent an invalid subprotocol';
+    }
+  } else if (protocolSet.size) {
+    protError = 'Server sent no subprotocol';
+  }
+  if (protError) {
+    abortHandshake(websocket, protError);
+    return;
+  }
+  if (res.headers['sec-websocket-extensions'] !== undefined) {
+    abortHandshake(websocket,
+      'Server sent a Sec-WebSocket-Extensions header but no extension was requested');
+    return;
+  }
+  if (serverProt) websocket._protocol = serverProt;
+  clearTimeout(websocket._handshakeTimer);
+  websocket._handshakeTimer = null;
+  websocket._readyState = WebSocket.OPEN;
+  websocket.emit('open');
+}
+
+/**
+ * A connect or lookup failure, as Node's net module reports it.
+ */
+function onSocketError(websocket, payload, errno) {
+  if (websocket._aborted || websocket._readyState !== WebSocket.CONNECTING) {
+    return;
+  }
+  const [syscall, host, port] = payload.toString().split('\0');
+  errno |= 0;
+  const code = util.getSystemErrorName(errno);
+  let err;
+  if (syscall === 'getaddrinfo') {
+    err = new Error(`getaddrinfo ${code} ${host}`);
+    err.errno = errno;
+    err.code = code;
+    err.syscall = syscall;
+    err.hostname = host;
+  } else {
+    err = new Error(`${syscall} ${code} ${host}:${port}`);
+    err.errno = errno;
+    err.code = code;
+    err.syscall = syscall;
+    err.address = host;
+    err.port = Number(port);
+  }
+  clearTimeout(websocket._handshakeTimer);
+  websocket._aborted = true;
+  emitErrorAndClose(websocket, err);
+}

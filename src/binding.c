@@ -1,0 +1,735 @@
+/*
+ * The N-API surface of ws-native: the only file that includes node_api.h.
+ *
+ * Exported functions mirror the commands of loop.h (binding.<verb> in JS is
+ * wsn_binding_<verb>-shaped here as a static `<verb>_fn`). Frames are built
+ * on the JS thread while the data is at hand: the payload is copied (and
+ * masked, for clients) straight into the command record, and the header is
+ * written right-aligned before it, so the loop thread only links the record
+ * into the connection's outbox.
+ *
+ * Events come back in batches: the loop calls notify() when its published
+ * batch goes from empty to non-empty; here that is one
+ * napi_call_threadsafe_function (thread mode) or a direct call from the
+ * loop's check handle (main-loop mode). deliver() turns the whole batch into
+ * one Buffer plus an array of external Buffers for large messages and calls
+ * the JS dispatcher once.
+ */
+#include <node_api.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "frame.h"
+#include "handshake.h"
+#include "loop.h"
+#include "rand.h"
+
+typedef struct {
+  napi_env env;
+  wsn_loop_t loop;
+  int started;        /* the loop runs */
+  int stopped;        /* shutdown ran */
+  int main_mode;      /* on Node's loop instead of our thread */
+  int live;           /* servers and sockets JS counts as open */
+  napi_threadsafe_function tsfn;
+  napi_ref dispatcher;
+  napi_async_context async_ctx;
+  napi_async_cleanup_hook_handle cleanup;
+  wsn_rand_pool_t rand; /* JS thread: client masks */
+} wsn_binding_t;
+
+#define CHECK(call)                                                         \
+  do {                                                                      \
+    if ((call) != napi_ok) return NULL;                                     \
+  } while (0)
+
+static napi_value throw_error(napi_env env, const char *msg) {
+  napi_throw_error(env, NULL, msg);
+  return NULL;
+}
+
+static wsn_binding_t *get_binding(napi_env env) {
+  wsn_binding_t *b = NULL;
+  napi_get_instance_data(env, (void **)&b);
+  return b;
+}
+
+static int get_args(napi_env env, napi_callback_info info, size_t n,
+                    napi_value *argv) {
+  size_t argc = n;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok)
+    return -1;
+  for (size_t i = argc; i < n; i++) napi_get_undefined(env, &argv[i]);
+  return 0;
+}
+
+static double get_double(napi_env env, napi_value v, double dflt) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok) return dflt;
+  return d;
+}
+
+static wsn_id_t get_id(napi_env env, napi_value v) {
+  double d = get_double(env, v, 0);
+  if (!(d > 0) || d > 9007199254740991.0) return 0;
+  return (wsn_id_t)d;
+}
+
+/* Copies a JS string's UTF-8 into a new malloc'd, NUL-terminated string. */
+static char *get_string(napi_env env, napi_value v, size_t *len) {
+  size_t n;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &n) != napi_ok) return NULL;
+  char *s = malloc(n + 1);
+  if (s == NULL) return NULL;
+  napi_get_value_string_utf8(env, v, s, n + 1, &n);
+  if (len) *len = n;
+  return s;
+}
+
+/* The bytes of a Buffer, typed array, DataView or ArrayBuffer. */
+static int get_bytes(napi_env env, napi_value v, const uint8_t **data,
+                     size_t *len) {
+  bool is;
+  void *p = NULL;
+  if (napi_is_typedarray(env, v, &is) == napi_ok && is) {
+    napi_typedarray_type type;
+    size_t count;
+    napi_value ab;
+    size_t offset;
+    if (napi_get_typedarray_info(env, v, &type, &count, &p, &ab, &offset) != napi_ok)
+      return -1;
+    size_t size = 1;
+    switch (type) {
+      case napi_int16_array: case napi_uint16_array: size = 2; break;
+      case napi_int32_array: case napi_uint32_array: case napi_float32_array:
+        size = 4; break;
+      case napi_float64_array: case napi_bigint64_array:
+      case napi_biguint64_array: size = 8; break;
+      default: size = 1;
+    }
+    *data = p;
+    *len = count * size;
+    return 0;
+  }
+  if (napi_is_dataview(env, v, &is) == napi_ok && is) {
+    napi_value ab;
+    size_t offset;
+    if (napi_get_dataview_info(env, v, len, &p, &ab, &offset) != napi_ok) return -1;
+    *data = p;
+    return 0;
+  }
+  if (napi_is_arraybuffer(env, v, &is) == napi_ok && is) {
+    if (napi_get_arraybuffer_info(env, v, &p, len) != napi_ok) return -1;
+    *data = p;
+    return 0;
+  }
+  return -1;
+}
+
+static napi_value make_number(napi_env env, double d) {
+  napi_value v;
+  napi_create_double(env, d, &v);
+  return v;
+}
+
+static napi_value undefined(napi_env env) {
+  napi_value v;
+  napi_get_undefined(env, &v);
+  return v;
+}
+
+/* ---- delivery ---------------------------------------------------------- */
+
+static void free_external(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  free(data);
+}
+
+static void deliver(wsn_binding_t *b, napi_env env) {
+  wsn_buf_t batch = wsn_loop_take_events(&b->loop);
+  if (batch.len == 0) {
+    wsn_buf_free(&batch);
+    return;
+  }
+  napi_value argv[2], fn, recv, result;
+  void *copy;
+  if (napi_create_buffer_copy(env, batch.len, batch.base, &copy, &argv[0]) != napi_ok)
+    goto ack;
+  napi_create_array(env, &argv[1]);
+  {
+    /* Large messages leave as external Buffers, in record order. */
+    uint32_t n = 0;
+    uint8_t *p = batch.base, *end = batch.base + batch.len;
+    while (p < end) {
+      wsn_event_t *ev = (wsn_event_t *)p;
+      size_t adv = sizeof(*ev) + WSN_EVENT_ALIGN(ev->len);
+      if (ev->type == WSN_EV_MESSAGE && (ev->a & WSN_MSG_EXTERNAL)) {
+        adv = sizeof(*ev);
+        void *block = (void *)(uintptr_t)ev->c;
+        napi_value ext;
+        napi_status st = napi_create_external_buffer(env, ev->len, block,
+                                                     free_external, NULL, &ext);
+        if (st != napi_ok) {
+          /* napi_no_external_buffers_allowed (Electron): copy instead. */
+          napi_create_buffer_copy(env, ev->len, block, NULL, &ext);
+          free(block);
+        }
+        ev->c = 0;
+        napi_set_element(env, argv[1], n++, ext);
+      }
+      p += adv;
+    }
+  }
+  if (napi_get_reference_value(env, b->dispatcher, &fn) == napi_ok && fn) {
+    napi_get_undefined(env, &recv);
+    if (b->main_mode) {
+      napi_status st = napi_make_callback(env, b->async_ctx, recv, fn, 2, argv, &result);
+      if (st == napi_pending_exception) {
+        napi_value err;
+        napi_get_and_clear_last_exception(env, &err);
+        napi_fatal_exception(env, err);
+      }
+    } else {
+      napi_call_function(env, recv, fn, 2, argv, &result);
+    }
+  }
+ack:;
+  /* Hand the records back so the loop can count them delivered and reuse
+   * the memory. */
+  wsn_buf_t *held = malloc(sizeof(*held));
+  wsn_cmd_t *cmd = held ? wsn_cmd_new(WSN_CMD_ACK, 0, 0) : NULL;
+  if (cmd == NULL || b->stopped) {
+    free(held);
+    free(cmd);
+    wsn_batch_free_externals(&batch);
+    wsn_buf_free(&batch);
+    return;
+  }
+  *held = batch;
+  cmd->arg = (uint64_t)(uintptr_t)held;
+  wsn_loop_push(&b->loop, cmd);
+}
+
+static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {
+  (void)js_cb;
+  (void)data;
+  if (env == NULL) return; /* the tsfn is closing: nothing to free */
+  deliver(context, env);
+}
+
+static void notify_thread(void *ctx) {
+  wsn_binding_t *b = ctx;
+  napi_call_threadsafe_function(b->tsfn, NULL, napi_tsfn_nonblocking);
+}
+
+static void notify_main(void *ctx) {
+  wsn_binding_t *b = ctx;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(b->env, &scope) != napi_ok) return;
+  deliver(b, b->env);
+  napi_close_handle_scope(b->env, scope);
+}
+
+/* ---- lifetime ---------------------------------------------------------- */
+
+static void main_stopped(void *arg) {
+  wsn_binding_t *b = arg;
+  wsn_loop_destroy(&b->loop);
+  if (b->cleanup) {
+    napi_async_cleanup_hook_handle h = b->cleanup;
+    b->cleanup = NULL;
+    napi_remove_async_cleanup_hook(h);
+  }
+}
+
+/* The one shutdown routine: idempotent, bounded, never calls into JS. */
+static void shutdown_binding(wsn_binding_t *b, int exiting) {
+  if (!b->started || b->stopped) return;
+  b->stopped = 1;
+  if (b->main_mode) {
+    if (exiting) {
+      /* process.exit(): the loop never runs again, so close callbacks
+       * cannot be awaited; the OS reclaims sockets and memory. */
+      wsn_loop_stop_main(&b->loop, NULL, NULL);
+      return;
+    }
+    wsn_loop_stop_main(&b->loop, main_stopped, b);
+  } else {
+    wsn_loop_stop_threaded(&b->loop);
+    wsn_loop_destroy(&b->loop);
+    napi_release_threadsafe_function(b->tsfn, napi_tsfn_abort);
+    if (b->cleanup) {
+      napi_async_cleanup_hook_handle h = b->cleanup;
+      b->cleanup = NULL;
+      napi_remove_async_cleanup_hook(h);
+    }
+  }
+}
+
+static void on_env_cleanup(napi_async_cleanup_hook_handle handle, void *arg) {
+  (void)handle;
+  wsn_binding_t *b = arg;
+  if (b->stopped) {
+    if (b->cleanup) {
+      napi_async_cleanup_hook_handle h = b->cleanup;
+      b->cleanup = NULL;
+      napi_remove_async_cleanup_hook(h);
+    }
+    return;
+  }
+  shutdown_binding(b, 0);
+}
+
+static void finalize_binding(napi_env env, void *data, void *hint) {
+  (void)hint;
+  wsn_binding_t *b = data;
+  if (b->dispatcher) napi_delete_reference(env, b->dispatcher);
+  if (b->main_mode && b->async_ctx) napi_async_destroy(env, b->async_ctx);
+  free(b);
+}
+
+/* start(dispatcher, mainMode): starts the loop on first use. */
+static napi_value start_fn(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  CHECK(get_args(env, info, 2, argv) == 0 ? napi_ok : napi_generic_failure);
+  wsn_binding_t *b = get_binding(env);
+  if (b->started) return undefined(env);
+  bool main_mode = false;
+  napi_get_value_bool(env, argv[1], &main_mode);
+  b->main_mode = main_mode;
+  CHECK(napi_create_reference(env, argv[0], 1, &b->dispatcher));
+  napi_value name;
+  napi_create_string_utf8(env, "ws-native", NAPI_AUTO_LENGTH, &name);
+  if (main_mode) {
+    uv_loop_t *node_loop;
+    CHECK(napi_get_uv_event_loop(env, &node_loop));
+    CHECK(napi_async_init(env, NULL, name, &b->async_ctx));
+    if (wsn_loop_start(&b->loop, 0, node_loop, notify_main, b) != 0)
+      return throw_error(env, "ws-native: cannot start the I/O loop");
+  } else {
+    CHECK(napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, NULL,
+                                          NULL, b, call_js, &b->tsfn));
+    /* The tsfn keeps the process alive only while JS counts live handles
+     * (ref/unref below). */
+    napi_unref_threadsafe_function(env, b->tsfn);
+    if (wsn_loop_start(&b->loop, 1, NULL, notify_thread, b) != 0)
+      return throw_error(env, "ws-native: cannot start the I/O thread");
+  }
+  b->started = 1;
+  /* Registered after the tsfn, so it runs before the tsfn's own hook. */
+  napi_add_async_cleanup_hook(env, on_env_cleanup, b, &b->cleanup);
+  return undefined(env);
+}
+
+static napi_value shutdown_fn(napi_env env, napi_callback_info info) {
+  (void)info;
+  shutdown_binding(get_binding(env), 1);
+  return undefined(env);
+}
+
+/* ref()/unref(): JS's count of live servers and sockets went 0->1 / 1->0.
+ * In main-loop mode our uv handles on Node's loop keep it alive already. */
+static napi_value ref_fn(napi_env env, napi_callback_info info) {
+  (void)info;
+  wsn_binding_t *b = get_binding(env);
+  if (b->started && !b->stopped && !b->main_mode && b->live++ == 0)
+    napi_ref_threadsafe_function(env, b->tsfn);
+  return undefined(env);
+}
+
+static napi_value unref_fn(napi_env env, napi_callback_info info) {
+  (void)info;
+  wsn_binding_t *b = get_binding(env);
+  if (b->started && !b->stopped && !b->main_mode && b->live > 0 && --b->live == 0)
+    napi_unref_threadsafe_function(env, b->tsfn);
+  return undefined(env);
+}
+
+static int usable(napi_env env, wsn_binding_t *b) {
+  if (!b->started || b->stopped) {
+    napi_throw_error(env, NULL, "ws-native: the I/O loop is not running");
+    return 0;
+  }
+  return 1;
+}
+
+/* ---- servers ----------------------------------------------------------- */
+
+/* listen(host, port, backlog, maxPayload, path, flags) -> id */
+static napi_value listen_fn(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  CHECK(get_args(env, info, 6, argv) == 0 ? napi_ok : napi_generic_failure);
+  wsn_binding_t *b = get_binding(env);
+  if (!usable(env, b)) return NULL;
+  size_t host_len = 0, path_len = 0;
+  char *host = get_string(env, argv[0], &host_len);
+  char *path = get_string(env, argv[4], &path_len);
+  if (host == NULL || path == NULL) {
+    free(host);
+    free(path);
+    return throw_error(env, "ws-native: bad listen arguments");
+  }
+  wsn_id_t id = wsn_slots_alloc(&b->loop.slots);
+  wsn_cmd_t *cmd = id ? wsn_cmd_new(WSN_CMD_LISTEN, id,
+                                    sizeof(wsn_listen_args_t) + host_len + path_len)
+                      : NULL;
+  if (cmd == NULL) {
+    free(host);
+    free(path);
+    return throw_error(env, "ws-native: out of memory");
+  }
+  wsn_listen_args_t a;
+  memset(&a, 0, sizeof(a));
+  a.port = (uint32_t)get_double(env, argv[1], 0);
+  a.backlog = (int32_t)get_double(env, argv[2], 511);
+  a.max_payload = (uint64_t)get_double(env, argv[3], 0);
+  a.flags = (uint32_t)get_double(env, argv[5], 0);
+  a.host_len = (uint32_t)host_len;
+  a.path_len = (uint32_t)path_len;
+  memcpy(cmd->data, &a, sizeof(a));
+  memcpy(cmd->data + sizeof(a), host, host_len);
+  memcpy(cmd->data + sizeof(a) + host_len, path, path_len);
+  free(host);
+  free(path);
+  wsn_loop_push(&b->loop, cmd);
+  return make_number(env, (double)id);
+}
+
+/* Pushes a command with no data for id; arg as given. */
+static napi_value simple_cmd(napi_env env, napi_callback_info info,
+                             uint32_t type) {
+  napi_value argv[2];
+  CHECK(get_args(env, info, 2, argv) == 0 ? napi_ok : napi_generic_failure);
+  wsn_binding_t *b = get_binding(env);
+  if (!b->started || b->stopped) return undefined(env);
+  wsn_id_t id = get_id(env, argv[0]);
+  if (id == 0) return undefined(env);
+  wsn_cmd_t *cmd = wsn_cmd_new(type, id, 0);
+  if (cmd == NULL) return throw_error(env, "ws-native: out of memory");
+  cmd->arg = (uint64_t)get_double(env, argv[1], 0);
+  wsn_loop_push(&b->loop, cmd);
+  return undefined(env);
+}
+
+static napi_value server_close_fn(napi_env env, napi_callback_info info) {
+  return simple_cmd(env, info, WSN_CMD_SERVER_CLOSE);
+}
+static napi_value server_flags_fn(napi_env env, napi_callback_info info) {
+  return simple_cmd(env, info, WSN_CMD_SERVER_FLAGS);
+}
+static napi_value terminate_fn(napi_env env, napi_callback_info info) {
+  return simple_cmd(env, info, WSN_CMD_TERMINATE);
+}
+static napi_value pause_fn(napi_env env, napi_callback_info info) {
+  return simple_cmd(env, info, WSN_CMD_PAUSE);
+}
+static napi_value resume_fn(napi_env env, napi_callback_info info) {
+  return simple_cmd(env, info, WSN_CMD_RESUME);
+}
+
+/* accept(id, protocol, extraHeaderLines) / reject(id, response) */
+static napi_value accept_fn(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  CHECK(get_args(env, info, 3, argv) == 0 ? napi_ok : napi_generic_failure);
+  wsn_binding_t *b = get_binding(env);
+  if (!usable(env, b)) return NULL;
+  wsn_id_t id = get_id(env, argv[0]);
+  size_t pl = 0, el = 0;
+  char *proto = get_string(env, argv[1], &pl);
+  char *extra = get_string(env, argv[2], &el);
+  wsn_cmd_t *cmd = proto && extra ? wsn_cmd_new(WSN_CMD_ACCEPT, id, pl + el) : NULL;
+  if (cmd) {
+    memcpy(cmd->data, proto, pl);
+    memcpy(cmd->data + pl, extra, el);
+    cmd->arg = pl;
+    wsn_loop_push(&b->loop, cmd);
+  }
+  free(proto);
+  free(extra);
+  if (cmd == NULL) return throw_error(env, "ws-native: out of memory");
+  return undefined(env);
+}
+
+static napi_value reject_fn(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  CHECK(get_args(env, info, 2, argv) == 0 ? napi_ok : napi_generic_failure);
+  wsn_binding_t *b = get_binding(env);
+  if (!usable(env, b)) return NULL;
+  wsn_id_t id = get_id(env, argv[0]);
+  size_t n = 0;
+  char *resp = get_string(env, argv[1], &n);
+  wsn_cmd_t *cmd = resp ? wsn_cmd_new(WSN_CMD_REJECT, id, n) : NULL;
+  if (cmd) {
+    memcpy(cmd->data, resp, n);
+    wsn_loop_push(&b->loop, cmd);
+  }
+  free(resp);
+  if (cmd == NULL) return throw_error(env, "ws-native: out of memory");
+  return undefined(env);
+}
+
+/* ---- clients ----------------------------------------------------------- */
+
+/* connect(host, port, key, request, maxPayload, flags) -> id */
+static napi_value connect_fn(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  CHECK(get_args(env, info, 6, argv) == 0 ? napi_ok : napi_generic_failure);
+  wsn_binding_t *b = get_binding(env);
+  if (!usable(env, b)) return NULL;
+  size_t hl = 0, kl = 0, rl = 0;
+  char *host = get_string(env, argv[0], &hl);
+  char *key = get_string(env, argv[2], &kl);
+  char *req = get_string(env, argv[3], &rl);
+  wsn_id_t id = wsn_slots_alloc(&b->loop.slots);
+  wsn_connect_args_t a;
+  wsn_cmd_t *cmd = NULL;
+  if (host && key && req && id)
+    cmd = wsn_cmd_new(WSN_CMD_CONNECT, id, sizeof(a) + hl + kl + rl);
+  if (cmd) {
+    memset(&a, 0, sizeof(a));
+    a.port = (uint32_t)get_double(env, argv[1], 80);
+    a.max_payload = (uint64_t)get_double(env, argv[4], 0);
+    a.flags = (uint32_t)get_double(env, argv[5], 0);
+    a.host_len = (uint32_t)hl;
+    a.key_len = (uint32_t)kl;
+    a.request_len = (uint32_t)rl;
+    uint8_t *p = cmd->data;
+    memcpy(p, &a, sizeof(a));
+    memcpy(p + sizeof(a), host, hl);
+    memcpy(p + sizeof(a) + hl, key, kl);
+    memcpy(p + sizeof(a) + hl + kl, req, rl);
+    wsn_loop_push(&b->loop, cmd);
+  }
+  free(host);
+  free(key);
+  free(req);
+  if (cmd == NULL) return throw_error(env, "ws-native: cannot connect (out of memory)");
+  return make_number(env, (double)id);
+}
+
+/* ---- frames ------------------------------------------------------------ */
+
+#define SEND_FIN 1u
+#define SEND_MASK 2u
+#define SEND_ACK 4u
+
+/* Finishes a record whose payload sits at data + 14: writes the header
+ * right-aligned before it and masks the payload if asked. */
+static size_t finish_frame(wsn_binding_t *b, wsn_cmd_t *cmd, size_t len,
+                           int opcode, uint32_t flags, int payload_masked_by_copy,
+                           const uint8_t *src) {
+  uint8_t mask[4];
+  int masked = (flags & SEND_MASK) != 0;
+  if (masked) wsn_rand_fill(&b->rand, mask, 4);
+  size_t h = wsn_frame_header_size(len, masked);
+  uint8_t *payload = cmd->data + 14;
+  if (src) {
+    if (masked) wsn_frame_mask_copy(payload, src, len, mask);
+    else if (len) memcpy(payload, src, len);
+  } else if (masked && !payload_masked_by_copy) {
+    wsn_frame_mask(payload, len, mask, 0);
+  }
+  wsn_frame_header(payload - h, (flags & SEND_FIN) != 0, 0, opcode, len,
+                   masked ? mask : NULL);
+  cmd->off = 14 - h;
+  cmd->len = h + len;
+  if (flags & SEND_ACK) cmd->flags |= WSN_SEND_WANT_ACK;
+  return h + len;
+}
+
+/* Builds a frame record from a string or bytes. */
+static wsn_cmd_t *build_frame(napi_env env, wsn_binding_t *b, wsn_id_t id,
+                              uint32_t type, napi_value data, int opcode,
+                              uint32_t flags, size_t *frame_len) {
+  napi_valuetype t;
+  napi_typeof(env, data, &t);
+  wsn_cmd_t *cmd;
+  if (t == napi_string) {
+    size_t units;
+    if (napi_get_value_string_utf16(env, data, NULL, 0, &units) != napi_ok)
+      return NULL;
+    /* A UTF-16 unit never needs more than 3 UTF-8 bytes; for long strings
+     * the exact length is cheaper than a 3x allocation. */
+    size_t cap = units * 3;
+    if (units > 4096 &&
+        napi_get_value_string_utf8(env, data, NULL, 0, &cap) != napi_ok)
+      return NULL;
+    cmd = wsn_cmd_new(type, id, 14 + cap + 1);
+    if (cmd == NULL) return NULL;
+    size_t n = 0;
+    napi_get_value_string_utf8(env, data, (char *)cmd->data + 14, cap + 1, &n);
+    *frame_len = finish_frame(b, cmd, n, opcode, flags, 0, NULL);
+    return cmd;
+  }
+  const uint8_t *p = NULL;
+  size_t n = 0;
+  if (t != napi_undefined && t != napi_null && get_bytes(env, data, &p, &n) != 0) {
+    napi_throw_type_error(env, NULL, "ws-native: data must be a string or bytes");
+    return NULL;
+  }
+  cmd = wsn_cmd_new(type, id, 14 + n);
+  if (cmd == NULL) return NULL;
+  *frame_len = finish_frame(b, cmd, n, opcode, flags, 0, n ? p : NULL);
+  return cmd;
+}
+
+/* send(id, data, opcode, flags) -> bytes queued (frame size) */
+static napi_value send_fn(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  CHECK(get_args(env, info, 4, argv) == 0 ? napi_ok : napi_generic_failure);
+  wsn_binding_t *b = get_binding(env);
+  if (!usable(env, b)) return NULL;
+  wsn_id_t id = get_id(env, argv[0]);
+  int opcode = (int)get_double(env, argv[2], WSN_OP_BINARY);
+  uint32_t flags = (uint32_t)get_double(env, argv[3], SEND_FIN);
+  size_t frame_len = 0;
+  wsn_cmd_t *cmd = build_frame(env, b, id, WSN_CMD_SEND, argv[1], opcode,
+                               flags, &frame_len);
+  if (cmd == NULL) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (!pending) napi_throw_error(env, NULL, "ws-native: out of memory");
+    return NULL;
+  }
+  wsn_loop_push(&b->loop, cmd);
+  return make_number(env, (double)frame_len);
+}
+
+/* close(id, code, reasonBuffer, flags) -> bytes queued. code < 0: empty
+ * payload (ws's close() without a code). */
+static napi_value close_fn(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  CHECK(get_args(env, info, 4, argv) == 0 ? napi_ok : napi_generic_failure);
+  wsn_binding_t *b = get_binding(env);
+  if (!usable(env, b)) return NULL;
+  wsn_id_t id = get_id(env, argv[0]);
+  int code = (int)get_double(env, argv[1], -1);
+  uint32_t flags = (uint32_t)get_double(env, argv[3], 0) | SEND_FIN;
+  const uint8_t *reason = NULL;
+  size_t reason_len = 0;
+  if (code >= 0) get_bytes(env, argv[2], &reason, &reason_len);
+  if (reason_len > 123) reason_len = 123; /* JS validated; keep it a control frame */
+  uint8_t payload[125];
+  size_t n = 0;
+  if (code >= 0) {
+    payload[0] = (uint8_t)(code >> 8);
+    payload[1] = (uint8_t)code;
+    if (reason_len) memcpy(payload + 2, reason, reason_len);
+    n = 2 + reason_len;
+  }
+  wsn_cmd_t *cmd = wsn_cmd_new(WSN_CMD_CLOSE, id, 14 + n);
+  if (cmd == NULL) return throw_error(env, "ws-native: out of memory");
+  size_t frame_len = finish_frame(b, cmd, n, WSN_OP_CLOSE, flags, 0, n ? payload : NULL);
+  wsn_loop_push(&b->loop, cmd);
+  return make_number(env, (double)frame_len);
+}
+
+/* written(id) -> bytes of this connection handed to the kernel, or -1. */
+static napi_value written_fn(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  CHECK(get_args(env, info, 1, argv) == 0 ? napi_ok : napi_generic_failure);
+  wsn_binding_t *b = get_binding(env);
+  if (!b->started || b->stopped) return make_number(env, -1);
+  wsn_slot_t *sl = wsn_slots_get(&b->loop.slots, get_id(env, argv[0]));
+  if (sl == NULL) return make_number(env, -1);
+  return make_number(env, (double)atomic_load(&sl->written));
+}
+
+/* ---- module ------------------------------------------------------------ */
+
+static void set_number(napi_env env, napi_value obj, const char *name, double v) {
+  napi_set_named_property(env, obj, name, make_number(env, v));
+}
+
+static void set_string(napi_env env, napi_value obj, const char *name,
+                       const char *v) {
+  napi_value s;
+  napi_create_string_utf8(env, v, NAPI_AUTO_LENGTH, &s);
+  napi_set_named_property(env, obj, name, s);
+}
+
+/* Constants JS must not hard-code: event types, record layout, flags, and
+ * the error table (udx-native exports its layouts the same way). */
+static napi_value make_constants(napi_env env) {
+  napi_value c, errors;
+  napi_create_object(env, &c);
+#define EV(name) set_number(env, c, "EV_" #name, WSN_EV_##name)
+  EV(LISTENING); EV(LISTEN_ERROR); EV(SERVER_CLOSED); EV(CONNECTION);
+  EV(HANDSHAKE); EV(OPEN); EV(MESSAGE); EV(PING); EV(PONG); EV(CLOSE_FRAME);
+  EV(ERROR); EV(SOCKET_ERROR); EV(CLOSED); EV(WRITTEN);
+#undef EV
+  set_number(env, c, "EVENT_SIZE", sizeof(wsn_event_t));
+  set_number(env, c, "OFF_TYPE", offsetof(wsn_event_t, type));
+  set_number(env, c, "OFF_SLOT", offsetof(wsn_event_t, slot));
+  set_number(env, c, "OFF_GEN", offsetof(wsn_event_t, gen));
+  set_number(env, c, "OFF_LEN", offsetof(wsn_event_t, len));
+  set_number(env, c, "OFF_A", offsetof(wsn_event_t, a));
+  set_number(env, c, "OFF_B", offsetof(wsn_event_t, b));
+  set_number(env, c, "OFF_C", offsetof(wsn_event_t, c));
+  set_number(env, c, "SLOT_BITS", WSN_SLOT_BITS);
+  set_number(env, c, "MSG_BINARY", WSN_MSG_BINARY);
+  set_number(env, c, "MSG_EXTERNAL", WSN_MSG_EXTERNAL);
+  set_number(env, c, "SEND_FIN", SEND_FIN);
+  set_number(env, c, "SEND_MASK", SEND_MASK);
+  set_number(env, c, "SEND_ACK", SEND_ACK);
+  set_number(env, c, "SERVER_NEEDS_JS", WSN_SERVER_NEEDS_JS);
+  set_number(env, c, "SERVER_NO_AUTO_PONG", WSN_SERVER_NO_AUTO_PONG);
+  set_number(env, c, "SERVER_SKIP_UTF8", WSN_SERVER_SKIP_UTF8);
+  set_number(env, c, "CONN_NO_AUTO_PONG", WSN_CONN_NO_AUTO_PONG);
+  set_number(env, c, "CONN_SKIP_UTF8", WSN_CONN_SKIP_UTF8);
+  set_number(env, c, "HS_OK", WSN_HS_OK);
+  set_number(env, c, "HS_NOT_101", WSN_HS_NOT_101);
+  set_number(env, c, "HS_BAD_UPGRADE", WSN_HS_BAD_UPGRADE);
+  set_number(env, c, "HS_BAD_ACCEPT", WSN_HS_BAD_ACCEPT);
+  set_number(env, c, "HS_BAD_RESPONSE", WSN_HS_BAD_RESPONSE);
+  napi_create_object(env, &errors);
+#define ERR(name, code, ctor, prefix, msg, close)                        \
+  do {                                                                  \
+    napi_value e;                                                       \
+    napi_create_object(env, &e);                                        \
+    set_string(env, e, "code", code);                                   \
+    set_string(env, e, "ctor", ctor);                                   \
+    set_number(env, e, "prefix", prefix);                               \
+    set_string(env, e, "message", msg);                                 \
+    set_number(env, e, "closeCode", close);                             \
+    char key[16];                                                       \
+    snprintf(key, sizeof(key), "%d", (int)WSN_E_##name);                \
+    napi_set_named_property(env, errors, key, e);                       \
+  } while (0);
+  WSN_ERRORS(ERR)
+#undef ERR
+  napi_set_named_property(env, c, "errors", errors);
+  return c;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  wsn_binding_t *b = calloc(1, sizeof(*b));
+  if (b == NULL) return throw_error(env, "ws-native: out of memory");
+  b->env = env;
+  wsn_rand_init(&b->rand);
+  if (napi_set_instance_data(env, b, finalize_binding, NULL) != napi_ok) {
+    free(b);
+    return NULL;
+  }
+  napi_property_descriptor props[] = {
+#define FN(name, fn) {name, NULL, fn, NULL, NULL, NULL, napi_default, NULL}
+      FN("start", start_fn),         FN("shutdown", shutdown_fn),
+      FN("ref", ref_fn),             FN("unref", unref_fn),
+      FN("listen", listen_fn),       FN("serverClose", server_close_fn),
+      FN("serverFlags", server_flags_fn), FN("accept", accept_fn),
+      FN("reject", reject_fn),       FN("connect", connect_fn),
+      FN("send", send_fn),           FN("close", close_fn),
+      FN("terminate", terminate_fn), FN("pause", pause_fn),
+      FN("resume", resume_fn),       FN("written", written_fn),
+#undef FN
+  };
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  napi_set_named_property(env, exports, "constants", make_constants(env));
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

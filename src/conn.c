@@ -1,0 +1,1094 @@
+/*
+ * Connection state machine on the loop thread. See conn.h.
+ *
+ * The close rules mirror ws 8 (websocket.js): a close frame is answered with
+ * the same code and reason; once a close frame has been both sent and
+ * received (or a protocol error was reported), our side ends the TCP stream
+ * after the outbox drains; the socket is destroyed once the peer's end has
+ * arrived too. A protocol error sends the matching close code and reports
+ * ws's error; data read after a close frame or an error is ignored, but the
+ * socket is still read to notice the peer's end.
+ */
+#include "conn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "handshake.h"
+#include "http.h"
+
+/* Close codes for the error ids, from the table in wsn.h. */
+static uint16_t close_code_of(int err) {
+  switch (err) {
+#define WSN_ERR_CLOSE(name, code, ctor, prefix, msg, close) \
+  case WSN_E_##name:                                          \
+    return close;
+    WSN_ERRORS(WSN_ERR_CLOSE)
+#undef WSN_ERR_CLOSE
+    default:
+      return 1002;
+  }
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void on_close(uv_handle_t *h);
+static void process_frames(wsn_conn_t *c, uint8_t *buf, size_t len);
+static void update_reading(wsn_conn_t *c);
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static void conn_link(wsn_loop_t *l, wsn_conn_t *c) {
+  c->next = l->conns;
+  c->prev = NULL;
+  if (l->conns) l->conns->prev = c;
+  l->conns = c;
+}
+
+static void conn_unlink(wsn_loop_t *l, wsn_conn_t *c) {
+  if (c->prev) c->prev->next = c->next;
+  else if (l->conns == c) l->conns = c->next;
+  if (c->next) c->next->prev = c->prev;
+  c->next = c->prev = NULL;
+}
+
+static void outbox_push(wsn_conn_t *c, wsn_cmd_t *cmd) {
+  cmd->next = NULL;
+  if (c->out_tail) c->out_tail->next = cmd;
+  else c->out_head = cmd;
+  c->out_tail = cmd;
+  wsn_loop_mark_dirty(c->loop, c);
+}
+
+static void outbox_free(wsn_conn_t *c) {
+  wsn_cmd_t *cmd = c->out_head;
+  while (cmd) {
+    wsn_cmd_t *next = cmd->next;
+    free(cmd);
+    cmd = next;
+  }
+  c->out_head = c->out_tail = NULL;
+  c->out_off = 0;
+}
+
+/* Queues a frame built here on the loop thread (control frames we answer
+ * ourselves). Clients mask with a key from the loop's pool. */
+static void queue_frame(wsn_conn_t *c, int opcode, const uint8_t *payload,
+                        size_t len) {
+  wsn_cmd_t *cmd = wsn_cmd_new(WSN_CMD_SEND, c->id, 14 + len);
+  if (cmd == NULL) {
+    wsn_conn_destroy(c);
+    return;
+  }
+  uint8_t mask[4];
+  int masked = !c->is_server;
+  if (masked && wsn_rand_fill(&c->loop->rand, mask, 4) != 0) {
+    free(cmd);
+    wsn_conn_destroy(c);
+    return;
+  }
+  size_t h = wsn_frame_header(cmd->data, 1, 0, opcode, len, masked ? mask : NULL);
+  if (masked) wsn_frame_mask_copy(cmd->data + h, payload, len, mask);
+  else if (len) memcpy(cmd->data + h, payload, len);
+  cmd->off = 0;
+  cmd->len = h + len;
+  outbox_push(c, cmd);
+}
+
+/* Queues raw bytes (handshake responses and requests). */
+static void queue_bytes(wsn_conn_t *c, const void *p, size_t len) {
+  wsn_cmd_t *cmd = wsn_cmd_new(WSN_CMD_SEND, c->id, len);
+  if (cmd == NULL) {
+    wsn_conn_destroy(c);
+    return;
+  }
+  memcpy(cmd->data, p, len);
+  outbox_push(c, cmd);
+}
+
+/* Sends a close frame with code (and reason) unless one was sent. */
+static void send_close(wsn_conn_t *c, uint32_t code, const uint8_t *reason,
+                       size_t reason_len) {
+  if (c->close_sent) return;
+  uint8_t payload[125];
+  size_t n = 0;
+  if (code != 1005) {
+    if (reason_len > 123) reason_len = 123;
+    payload[0] = (uint8_t)(code >> 8);
+    payload[1] = (uint8_t)code;
+    if (reason_len) memcpy(payload + 2, reason, reason_len);
+    n = 2 + reason_len;
+  }
+  queue_frame(c, WSN_OP_CLOSE, payload, n);
+  c->close_sent = 1;
+}
+
+static void free_message(wsn_conn_t *c) {
+  wsn_buf_free(&c->msg);
+}
+
+/* Reports ws's error for a bad frame, answers with its close code, and
+ * stops acting on input (ws: receiverOnError then close(code)). */
+static void protocol_error(wsn_conn_t *c, int err, uint32_t arg) {
+  if (c->errored) return;
+  wsn_event_t *ev = wsn_loop_post(c->loop, WSN_EV_ERROR, c->id, NULL, 0);
+  if (ev) {
+    ev->a = (uint32_t)err;
+    ev->b = arg;
+  }
+  c->errored = 1;
+  c->ignore_reads = 1;
+  free_message(c);
+  send_close(c, close_code_of(err), NULL, 0);
+  c->end_after_flush = 1;
+  wsn_loop_mark_dirty(c->loop, c);
+  update_reading(c);
+}
+
+/* Posts a complete message. Large payloads leave as a malloc'd block that JS
+ * wraps without copying; `steal` says p is c->msg's own memory. */
+static void post_message(wsn_conn_t *c, const uint8_t *p, size_t n,
+                         int binary, int steal) {
+  wsn_event_t *ev;
+  if (n >= WSN_EXTERNAL_MIN) {
+    uint8_t *block;
+    if (steal) {
+      block = wsn_buf_steal(&c->msg);
+    } else {
+      block = malloc(n);
+      if (block == NULL) {
+        wsn_conn_destroy(c);
+        return;
+      }
+      memcpy(block, p, n);
+    }
+    ev = wsn_loop_post(c->loop, WSN_EV_MESSAGE, c->id, NULL, 0);
+    if (ev == NULL) {
+      free(block);
+      wsn_conn_destroy(c);
+      return;
+    }
+    ev->len = (uint32_t)n;
+    ev->a = (binary ? WSN_MSG_BINARY : 0) | WSN_MSG_EXTERNAL;
+    ev->c = (uint64_t)(uintptr_t)block;
+    /* Lengths above 4 GiB cannot be expressed in the record; maxPayload
+     * must keep messages below that (checked when listening/connecting). */
+  } else {
+    ev = wsn_loop_post(c->loop, WSN_EV_MESSAGE, c->id, p, n);
+    if (ev == NULL) {
+      wsn_conn_destroy(c);
+      return;
+    }
+    ev->a = binary ? WSN_MSG_BINARY : 0;
+  }
+  c->undelivered += n;
+  if (c->undelivered > WSN_UNDELIVERED_MAX) {
+    c->throttled = 1;
+    update_reading(c);
+  }
+}
+
+/* ---- reading ---------------------------------------------------------- */
+
+static void update_reading(wsn_conn_t *c) {
+  if (c->state == WSN_CS_CLOSING_HANDLE || c->state == WSN_CS_RESOLVING)
+    return;
+  int want = !c->eof && c->state != WSN_CS_WAIT_JS &&
+             (c->ignore_reads || (!c->paused && !c->throttled));
+  if (want && !c->reading) {
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+      c->reading = 1;
+  } else if (!want && c->reading) {
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = 0;
+  }
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  (void)hint;
+  wsn_conn_t *c = h->data;
+  /* One receive buffer serves every socket of the loop: a read is processed
+   * completely before the next one starts, so an idle connection owns no
+   * read memory (uSockets does the same). */
+  buf->base = (char *)c->loop->read_buf;
+  buf->len = WSN_READ_BUF_SIZE;
+}
+
+/* The peer ended its side: end ours after the outbox, then close. */
+static void on_eof(wsn_conn_t *c) {
+  c->eof = 1;
+  update_reading(c);
+  if (c->shut && c->sreq == NULL) {
+    wsn_conn_destroy(c);
+    return;
+  }
+  c->end_after_flush = 1;
+  wsn_loop_mark_dirty(c->loop, c);
+}
+
+static void server_handshake(wsn_conn_t *c, const uint8_t *data, size_t n);
+static void client_handshake(wsn_conn_t *c, const uint8_t *data, size_t n);
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  wsn_conn_t *c = s->data;
+  if (nread == 0) return;
+  if (nread < 0) {
+    if (nread == UV_EOF) on_eof(c);
+    else wsn_conn_destroy(c); /* ws swallows socket errors: close 1006 */
+    return;
+  }
+  uint8_t *p = (uint8_t *)buf->base;
+  size_t n = (size_t)nread;
+  switch (c->state) {
+    case WSN_CS_SERVER_HS:
+      server_handshake(c, p, n);
+      break;
+    case WSN_CS_CLIENT_HS:
+      client_handshake(c, p, n);
+      break;
+    case WSN_CS_OPEN:
+      if (!c->ignore_reads) process_frames(c, p, n);
+      break;
+    default:
+      break; /* rejecting, or waiting for JS: input is not used */
+  }
+}
+
+/* ---- frames ----------------------------------------------------------- */
+
+static void handle_control(wsn_conn_t *c, uint8_t opcode) {
+  const uint8_t *p = c->ctrl;
+  size_t n = c->ctrl_len;
+  c->ctrl_len = 0;
+  if (opcode == WSN_OP_PING) {
+    if (c->auto_pong) queue_frame(c, WSN_OP_PONG, p, n);
+    wsn_loop_post(c->loop, WSN_EV_PING, c->id, p, n);
+  } else if (opcode == WSN_OP_PONG) {
+    wsn_loop_post(c->loop, WSN_EV_PONG, c->id, p, n);
+  } else {
+    uint32_t code, arg;
+    wsn_span_t reason;
+    int r = wsn_frame_check_close(p, n, c->skip_utf8, &code, &reason, &arg);
+    if (r != WSN_OK) {
+      protocol_error(c, r, arg);
+      return;
+    }
+    c->close_received = 1;
+    c->ignore_reads = 1;
+    free_message(c);
+    wsn_event_t *ev =
+        wsn_loop_post(c->loop, WSN_EV_CLOSE_FRAME, c->id, reason.base, reason.len);
+    if (ev) ev->a = code;
+    /* ws answers with the same code and reason (receiverOnConclude). */
+    send_close(c, code, reason.base, reason.len);
+    c->end_after_flush = 1;
+    wsn_loop_mark_dirty(c->loop, c);
+  }
+  free(c->ctrl);
+  c->ctrl = NULL;
+}
+
+static void process_frames(wsn_conn_t *c, uint8_t *buf, size_t len) {
+  size_t off = 0;
+  while (!c->ignore_reads && c->state == WSN_CS_OPEN) {
+    wsn_frame_event_t ev;
+    off += wsn_frame_parse(&c->parser, buf + off, len - off, &ev);
+    switch (ev.type) {
+      case WSN_FRAME_NEED_MORE:
+        return;
+      case WSN_FRAME_HEADER:
+        if (ev.opcode >= 8) {
+          c->ctrl_len = 0;
+          break;
+        }
+        if (ev.opcode != WSN_OP_CONT) {
+          c->msg_opcode = ev.opcode;
+          c->utf8 = WSN_UTF8_ACCEPT;
+        }
+        /* A whole unfragmented message already in this read is posted
+         * straight from the read buffer: one copy, into the batch. */
+        c->direct = ev.fin && ev.opcode != WSN_OP_CONT && c->msg.len == 0 &&
+                    ev.length <= len - off;
+        break;
+      case WSN_FRAME_DATA: {
+        const uint8_t *p = ev.data.base;
+        size_t n = ev.data.len;
+        if (c->parser.opcode >= 8) {
+          if (c->ctrl == NULL && (c->ctrl = malloc(125)) == NULL) {
+            wsn_conn_destroy(c);
+            return;
+          }
+          if (n > 125u - c->ctrl_len) n = 125u - c->ctrl_len; /* parser caps */
+          memcpy(c->ctrl + c->ctrl_len, p, n);
+          c->ctrl_len = (uint8_t)(c->ctrl_len + n);
+          break;
+        }
+        int text = c->msg_opcode == WSN_OP_TEXT;
+        if (text && !c->skip_utf8 && wsn_utf8_update(&c->utf8, p, n) != 0) {
+          protocol_error(c, WSN_E_INVALID_UTF8, 0);
+          return;
+        }
+        if (c->direct == 1 && c->parser.remaining == 0) {
+          if (text && !c->skip_utf8 && c->utf8 != WSN_UTF8_ACCEPT) {
+            protocol_error(c, WSN_E_INVALID_UTF8, 0);
+            return;
+          }
+          post_message(c, p, n, !text, 0);
+          c->direct = 2; /* posted */
+          break;
+        }
+        c->direct = 0;
+        if (wsn_buf_append(&c->msg, p, n) != 0) {
+          wsn_conn_destroy(c);
+          return;
+        }
+        break;
+      }
+      case WSN_FRAME_END:
+        if (ev.opcode >= 8) {
+          handle_control(c, ev.opcode);
+          break;
+        }
+        if (!ev.fin) break;
+        {
+          int text = c->msg_opcode == WSN_OP_TEXT;
+          if (c->direct == 2) {
+            c->direct = 0;
+            break;
+          }
+          c->direct = 0;
+          if (text && !c->skip_utf8 && c->utf8 != WSN_UTF8_ACCEPT) {
+            protocol_error(c, WSN_E_INVALID_UTF8, 0);
+            return;
+          }
+          post_message(c, c->msg.base, c->msg.len, !text, 1);
+          /* Keep a small buffer for the next message; give back big ones. */
+          if (c->msg.cap > 16384) wsn_buf_free(&c->msg);
+          else c->msg.len = 0;
+        }
+        break;
+      case WSN_FRAME_ERROR:
+        protocol_error(c, ev.error, ev.error_arg);
+        return;
+    }
+  }
+}
+
+/* ---- handshakes ------------------------------------------------------- */
+
+/* Answers a request that cannot be upgraded, then closes. */
+static void reject_raw(wsn_conn_t *c, const char *resp, size_t len) {
+  c->state = WSN_CS_REJECTING;
+  wsn_buf_free(&c->hs);
+  queue_bytes(c, resp, len);
+  c->end_after_flush = 1;
+  update_reading(c);
+}
+
+static void reject_status(wsn_conn_t *c, int status, const char *message,
+                          const char *extra) {
+  char resp[512];
+  size_t n = wsn_handshake_response_error(resp, sizeof(resp), status, message,
+                                          extra);
+  reject_raw(c, resp, n);
+}
+
+/* Appends "name\0" fields describing the socket's addresses. */
+static int append_addr(wsn_buf_t *b, const struct sockaddr_storage *ss) {
+  char ip[INET6_ADDRSTRLEN] = "";
+  char port[8] = "";
+  const char *family = "";
+  if (ss->ss_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+    uv_ip4_name(a, ip, sizeof(ip));
+    snprintf(port, sizeof(port), "%u", ntohs(a->sin_port));
+    family = "IPv4";
+  } else if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+    uv_ip6_name(a, ip, sizeof(ip));
+    snprintf(port, sizeof(port), "%u", ntohs(a->sin6_port));
+    family = "IPv6";
+  }
+  if (wsn_buf_append(b, ip, strlen(ip) + 1) ||
+      wsn_buf_append(b, port, strlen(port) + 1) ||
+      wsn_buf_append(b, family, strlen(family) + 1))
+    return -1;
+  return 0;
+}
+
+/* Posts CONNECTION or HANDSHAKE: "protocol\0remote addr\0port\0family\0
+ * local addr\0port\0family\0" then the request head. */
+static int post_request(wsn_conn_t *c, uint32_t type, const char *proto,
+                        size_t proto_len, size_t head_len) {
+  wsn_buf_t b = {0};
+  struct sockaddr_storage ss;
+  int len;
+  int rc = wsn_buf_append(&b, proto, proto_len);
+  rc |= wsn_buf_append(&b, "", 1);
+  len = sizeof(ss);
+  memset(&ss, 0, sizeof(ss));
+  uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len);
+  rc |= append_addr(&b, &ss);
+  len = sizeof(ss);
+  memset(&ss, 0, sizeof(ss));
+  uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len);
+  rc |= append_addr(&b, &ss);
+  rc |= wsn_buf_append(&b, c->hs.base, head_len);
+  wsn_event_t *ev = rc ? NULL : wsn_loop_post(c->loop, type, c->id, b.base, b.len);
+  wsn_buf_free(&b);
+  if (ev == NULL) return -1;
+  ev->c = c->server->id;
+  c->announced = 1;
+  return 0;
+}
+
+/* Switches to frames and feeds them what followed the head. */
+static void become_open(wsn_conn_t *c) {
+  c->state = WSN_CS_OPEN;
+  size_t head = c->hs_head_len;
+  size_t rest = c->hs.len - head;
+  if (rest > 0) {
+    /* The leftover is copied out first: processing may free c->hs. */
+    wsn_buf_t tmp = c->hs;
+    c->hs = (wsn_buf_t){0};
+    process_frames(c, tmp.base + head, rest);
+    wsn_buf_free(&tmp);
+  } else {
+    wsn_buf_free(&c->hs);
+  }
+  update_reading(c);
+}
+
+static void server_accept(wsn_conn_t *c, const char *proto, size_t proto_len,
+                          const char *extra, size_t extra_len) {
+  wsn_http_head_t *head = malloc(sizeof(*head));
+  if (head == NULL) {
+    wsn_conn_destroy(c);
+    return;
+  }
+  int r = wsn_http_parse_request((const char *)c->hs.base, c->hs_head_len, 0,
+                                 head);
+  const wsn_http_header_t *key = r > 0 ? wsn_http_find(head, "sec-websocket-key") : NULL;
+  if (key == NULL) {
+    free(head);
+    wsn_conn_destroy(c);
+    return;
+  }
+  size_t cap = 256 + proto_len + extra_len;
+  char *resp = malloc(cap);
+  size_t n = resp ? wsn_handshake_response_101(resp, cap, key->value,
+                                               key->value_len, proto, proto_len,
+                                               extra, extra_len)
+                  : 0;
+  free(head);
+  if (n == 0) {
+    free(resp);
+    wsn_conn_destroy(c);
+    return;
+  }
+  queue_bytes(c, resp, n);
+  free(resp);
+  if (c->state != WSN_CS_CLOSING_HANDLE) become_open(c);
+}
+
+static void server_handshake(wsn_conn_t *c, const uint8_t *data, size_t n) {
+  size_t prev = c->hs.len;
+  if (wsn_buf_append(&c->hs, data, n) != 0) {
+    wsn_conn_destroy(c);
+    return;
+  }
+  /* The head is large (128 headers): keep it off the small stacks. */
+  wsn_http_head_t *head = malloc(sizeof(*head));
+  if (head == NULL) {
+    wsn_conn_destroy(c);
+    return;
+  }
+  int r = wsn_http_parse_request((const char *)c->hs.base, c->hs.len, prev, head);
+  if (r == WSN_HTTP_INCOMPLETE) {
+    free(head);
+    return;
+  }
+  if (r < 0) {
+    free(head);
+    /* What Node's http server answers a request it cannot parse. */
+    static const char bad[] = "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n";
+    static const char big[] =
+        "HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n";
+    if (r == WSN_HTTP_E_TOO_LARGE || r == WSN_HTTP_E_TOO_MANY)
+      reject_raw(c, big, sizeof(big) - 1);
+    else
+      reject_raw(c, bad, sizeof(bad) - 1);
+    return;
+  }
+  c->hs_head_len = (uint32_t)r;
+
+  /* Node emits 'upgrade' only for "Connection: upgrade" plus an Upgrade
+   * header; anything else is a plain request, which ws answers 426. */
+  const wsn_http_header_t *conn_h = wsn_http_find(head, "connection");
+  const wsn_http_header_t *upg_h = wsn_http_find(head, "upgrade");
+  if (upg_h == NULL || conn_h == NULL ||
+      !wsn_http_has_token(conn_h->value, conn_h->value_len, "upgrade")) {
+    free(head);
+    static const char upgrade_required[] =
+        "HTTP/1.1 426 Upgrade Required\r\nContent-Type: text/plain\r\n"
+        "Connection: close\r\nContent-Length: 16\r\n\r\nUpgrade Required";
+    reject_raw(c, upgrade_required, sizeof(upgrade_required) - 1);
+    return;
+  }
+
+  wsn_handshake_request_t hr;
+  wsn_handshake_check_request(head, &hr);
+  if (hr.status != 0) {
+    free(head);
+    reject_status(c, hr.status, hr.message, hr.extra_header);
+    return;
+  }
+
+  /* ws's shouldHandle: the pathname must equal the server's path. */
+  wsn_server_t *srv = c->server;
+  if (srv->path != NULL) {
+    size_t plen = 0;
+    while (plen < head->path_len && head->path[plen] != '?') plen++;
+    if (plen != srv->path_len || memcmp(head->path, srv->path, plen) != 0) {
+      free(head);
+      reject_status(c, 400, NULL, NULL);
+      return;
+    }
+  }
+
+  if (srv->flags & WSN_SERVER_NEEDS_JS) {
+    free(head);
+    c->state = WSN_CS_WAIT_JS;
+    update_reading(c);
+    if (post_request(c, WSN_EV_HANDSHAKE, "", 0, c->hs_head_len) != 0)
+      wsn_conn_destroy(c);
+    return;
+  }
+
+  /* ws's default: the first protocol the client offered. */
+  const char *proto = NULL;
+  size_t proto_len = 0;
+  if (hr.protocols)
+    wsn_handshake_first_protocol(hr.protocols, hr.protocols_len, &proto,
+                                 &proto_len);
+  free(head);
+  if (post_request(c, WSN_EV_CONNECTION, proto ? proto : "", proto_len,
+                   c->hs_head_len) != 0) {
+    wsn_conn_destroy(c);
+    return;
+  }
+  server_accept(c, proto, proto_len, NULL, 0);
+}
+
+static void client_handshake(wsn_conn_t *c, const uint8_t *data, size_t n) {
+  size_t prev = c->hs.len;
+  if (wsn_buf_append(&c->hs, data, n) != 0) {
+    wsn_conn_destroy(c);
+    return;
+  }
+  wsn_http_head_t *head = malloc(sizeof(*head));
+  if (head == NULL) {
+    wsn_conn_destroy(c);
+    return;
+  }
+  int r = wsn_http_parse_response((const char *)c->hs.base, c->hs.len, prev, head);
+  if (r == WSN_HTTP_INCOMPLETE) {
+    free(head);
+    return;
+  }
+  uint32_t result;
+  size_t head_len;
+  if (r < 0) {
+    result = WSN_HS_BAD_RESPONSE;
+    head_len = 0;
+  } else {
+    result = (uint32_t)wsn_handshake_check_response(head, c->key, strlen(c->key));
+    head_len = (size_t)r;
+  }
+  free(head);
+  /* For an unexpected response, whatever body bytes came with the head are
+   * passed on too. */
+  size_t post_len = result == WSN_HS_NOT_101 ? c->hs.len : head_len;
+  wsn_event_t *ev = wsn_loop_post(c->loop, WSN_EV_OPEN, c->id, c->hs.base, post_len);
+  if (ev) {
+    ev->a = result;
+    ev->b = (uint32_t)head_len;
+  }
+  c->announced = 1;
+  free(c->key);
+  c->key = NULL;
+  if (result != WSN_HS_OK || ev == NULL) {
+    wsn_conn_destroy(c);
+    return;
+  }
+  c->hs_head_len = (uint32_t)head_len;
+  become_open(c);
+}
+
+/* ---- accept and connect ----------------------------------------------- */
+
+static wsn_conn_t *conn_new(wsn_loop_t *l, wsn_id_t id) {
+  wsn_conn_t *c = calloc(1, sizeof(*c));
+  if (c == NULL) return NULL;
+  c->loop = l;
+  c->id = id;
+  c->auto_pong = 1;
+  if (uv_tcp_init(l->uv, &c->tcp) != 0) {
+    free(c);
+    return NULL;
+  }
+  c->tcp.data = c;
+  conn_link(l, c);
+  l->live_handles++;
+  wsn_slot_t *sl = wsn_slots_get(&l->slots, id);
+  if (sl) sl->ptr = c;
+  return c;
+}
+
+void wsn_conn_accept(wsn_server_t *srv) {
+  wsn_loop_t *l = srv->loop;
+  wsn_id_t id = wsn_slots_alloc(&l->slots);
+  if (id == 0) return;
+  wsn_conn_t *c = conn_new(l, id);
+  if (c == NULL) {
+    wsn_slots_free(&l->slots, id);
+    return;
+  }
+  c->server = srv;
+  srv->conns++;
+  c->is_server = 1;
+  c->state = WSN_CS_SERVER_HS;
+  c->auto_pong = !(srv->flags & WSN_SERVER_NO_AUTO_PONG);
+  c->skip_utf8 = !!(srv->flags & WSN_SERVER_SKIP_UTF8);
+  wsn_frame_parser_init(&c->parser, 1, srv->max_payload);
+  if (uv_accept((uv_stream_t *)&srv->tcp, (uv_stream_t *)&c->tcp) != 0) {
+    wsn_conn_destroy(c);
+    return;
+  }
+  uv_tcp_nodelay(&c->tcp, 1); /* ws calls socket.setNoDelay() too */
+  update_reading(c);
+}
+
+static void post_socket_error(wsn_conn_t *c, int err, const char *syscall) {
+  char buf[512];
+  int n = snprintf(buf, sizeof(buf), "%s%c%s%c%u", syscall, 0,
+                   c->host ? c->host : "", 0, c->port);
+  if (n < 0) return;
+  if ((size_t)n >= sizeof(buf)) n = sizeof(buf) - 1;
+  wsn_event_t *ev = wsn_loop_post(c->loop, WSN_EV_SOCKET_ERROR, c->id, buf, (size_t)n);
+  if (ev) ev->a = (uint32_t)err;
+}
+
+static void try_connect(wsn_conn_t *c);
+static void on_retry_close(uv_handle_t *h);
+
+static void on_connect(uv_connect_t *req, int status) {
+  wsn_conn_t *c = req->data;
+  free(req);
+  c->creq = NULL;
+  if (status == UV_ECANCELED || c->state == WSN_CS_CLOSING_HANDLE) return;
+  if (status != 0) {
+    if (c->next_addr) {
+      c->reconnecting = 1;
+      uv_close((uv_handle_t *)&c->tcp, on_retry_close);
+      return;
+    }
+    post_socket_error(c, status, "connect");
+    wsn_conn_destroy(c);
+    return;
+  }
+  if (c->addrs) {
+    uv_freeaddrinfo(c->addrs);
+    c->addrs = c->next_addr = NULL;
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  c->state = WSN_CS_CLIENT_HS;
+  update_reading(c);
+  wsn_loop_mark_dirty(c->loop, c); /* the request is in the outbox */
+}
+
+static void connect_addr(wsn_conn_t *c, const struct sockaddr *sa) {
+  uv_connect_t *req = malloc(sizeof(*req));
+  if (req == NULL) {
+    wsn_conn_destroy(c);
+    return;
+  }
+  req->data = c;
+  int r = uv_tcp_connect(req, &c->tcp, sa, on_connect);
+  if (r != 0) {
+    free(req);
+    post_socket_error(c, r, "connect");
+    wsn_conn_destroy(c);
+    return;
+  }
+  c->creq = req;
+}
+
+/* A socket whose connect failed cannot be reused (and the next address may
+ * be of the other family), so the handle is closed and a fresh one opened,
+ * as Node's autoSelectFamily moves on to the next address. */
+static void on_retry_close(uv_handle_t *h) {
+  wsn_conn_t *c = h->data;
+  c->reconnecting = 0;
+  if (c->state == WSN_CS_CLOSING_HANDLE) {
+    on_close(h); /* destroyed meanwhile: finish that close now */
+    return;
+  }
+  if (uv_tcp_init(c->loop->uv, &c->tcp) != 0) {
+    c->state = WSN_CS_CLOSING_HANDLE;
+    on_close(h);
+    return;
+  }
+  c->tcp.data = c;
+  try_connect(c);
+}
+
+static void try_connect(wsn_conn_t *c) {
+  struct addrinfo *ai = c->next_addr;
+  c->next_addr = ai->ai_next;
+  connect_addr(c, ai->ai_addr);
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
+  wsn_conn_t *c = req->data;
+  free(req);
+  c->gai = NULL;
+  if (c->state == WSN_CS_CLOSING_HANDLE) {
+    if (res) uv_freeaddrinfo(res);
+    if (c->handle_closed) free(c);
+    return;
+  }
+  if (status != 0 || res == NULL) {
+    if (res) uv_freeaddrinfo(res);
+    /* Node reports a failed lookup as getaddrinfo ENOTFOUND. */
+    post_socket_error(c, status == UV_EAI_NONAME || status == UV_EAI_NODATA
+                             ? UV_EAI_NONAME : status,
+                      "getaddrinfo");
+    wsn_conn_destroy(c);
+    return;
+  }
+  c->addrs = res;
+  c->next_addr = res;
+  try_connect(c);
+}
+
+void wsn_conn_connect(wsn_loop_t *l, wsn_cmd_t *cmd) {
+  const wsn_connect_args_t *a = (const wsn_connect_args_t *)cmd->data;
+  const char *host = (const char *)cmd->data + sizeof(*a);
+  const char *key = host + a->host_len;
+  wsn_conn_t *c = conn_new(l, cmd->id);
+  if (c == NULL) {
+    wsn_event_t *ev = wsn_loop_post(l, WSN_EV_SOCKET_ERROR, cmd->id, "connect", 7);
+    if (ev) ev->a = (uint32_t)UV_ENOMEM;
+    wsn_loop_post(l, WSN_EV_CLOSED, cmd->id, NULL, 0);
+    wsn_slots_free(&l->slots, cmd->id);
+    free(cmd);
+    return;
+  }
+  c->state = WSN_CS_RESOLVING;
+  c->port = a->port;
+  c->auto_pong = !(a->flags & WSN_CONN_NO_AUTO_PONG);
+  c->skip_utf8 = !!(a->flags & WSN_CONN_SKIP_UTF8);
+  c->announced = 1; /* JS created this id */
+  wsn_frame_parser_init(&c->parser, 0, a->max_payload);
+  c->host = malloc(a->host_len + 1);
+  c->key = malloc(a->key_len + 1);
+  if (c->host == NULL || c->key == NULL) {
+    free(cmd);
+    wsn_conn_destroy(c);
+    return;
+  }
+  memcpy(c->host, host, a->host_len);
+  c->host[a->host_len] = 0;
+  memcpy(c->key, key, a->key_len);
+  c->key[a->key_len] = 0;
+  /* The command record itself becomes the outbox entry for the request. */
+  cmd->off = sizeof(*a) + a->host_len + a->key_len;
+  cmd->len = a->request_len;
+  cmd->type = WSN_CMD_SEND;
+  cmd->next = NULL;
+  c->out_head = c->out_tail = cmd;
+
+  /* IP literals connect at once; names go through uv_getaddrinfo on this
+   * thread's loop (never on the JS thread). */
+  struct sockaddr_storage ss;
+  char hostbuf[256];
+  const char *h = c->host;
+  size_t hl = strlen(h);
+  if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']' && hl - 2 < sizeof(hostbuf)) {
+    memcpy(hostbuf, h + 1, hl - 2);
+    hostbuf[hl - 2] = 0;
+    h = hostbuf;
+  }
+  if (uv_ip4_addr(h, (int)c->port, (struct sockaddr_in *)&ss) == 0 ||
+      uv_ip6_addr(h, (int)c->port, (struct sockaddr_in6 *)&ss) == 0) {
+    connect_addr(c, (struct sockaddr *)&ss);
+    return;
+  }
+  uv_getaddrinfo_t *req = malloc(sizeof(*req));
+  if (req == NULL) {
+    wsn_conn_destroy(c);
+    return;
+  }
+  req->data = c;
+  char port[8];
+  snprintf(port, sizeof(port), "%u", c->port);
+  struct addrinfo hints;
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  int r = uv_getaddrinfo(l->uv, req, on_resolved, h, port, &hints);
+  if (r != 0) {
+    free(req);
+    post_socket_error(c, r, "getaddrinfo");
+    wsn_conn_destroy(c);
+    return;
+  }
+  c->gai = req;
+}
+
+/* ---- writing ---------------------------------------------------------- */
+
+/* Drops `bytes` written bytes from the front of the outbox. */
+static void consume(wsn_conn_t *c, size_t bytes) {
+  c->written += bytes;
+  while (bytes > 0 && c->out_head) {
+    wsn_cmd_t *cmd = c->out_head;
+    size_t left = cmd->len - c->out_off;
+    if (bytes < left) {
+      c->out_off += bytes;
+      break;
+    }
+    bytes -= left;
+    c->out_off = 0;
+    if (cmd->flags & WSN_SEND_WANT_ACK) c->want_ack = 1;
+    c->out_head = cmd->next;
+    if (c->out_head == NULL) c->out_tail = NULL;
+    free(cmd);
+  }
+  wsn_slot_t *sl = wsn_slots_get(&c->loop->slots, c->id);
+  if (sl) atomic_store(&sl->written, c->written);
+  if (c->want_ack) {
+    c->want_ack = 0;
+    wsn_event_t *ev = wsn_loop_post(c->loop, WSN_EV_WRITTEN, c->id, NULL, 0);
+    if (ev) ev->c = c->written;
+  }
+}
+
+#define WSN_MAX_IOV 64
+
+static int fill_iov(wsn_conn_t *c, uv_buf_t *iov, size_t *total) {
+  int n = 0;
+  size_t sum = 0;
+  size_t off = c->out_off;
+  for (wsn_cmd_t *cmd = c->out_head; cmd && n < WSN_MAX_IOV; cmd = cmd->next) {
+    iov[n].base = (char *)cmd->data + cmd->off + off;
+    iov[n].len = cmd->len - off;
+    sum += iov[n].len;
+    off = 0;
+    n++;
+  }
+  *total = sum;
+  return n;
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  wsn_conn_t *c = req->data;
+  free(req);
+  c->sreq = NULL;
+  if (status == UV_ECANCELED || c->state == WSN_CS_CLOSING_HANDLE) return;
+  /* A rejected handshake is done once its response is out (ws destroys the
+   * socket on 'finish'); otherwise wait for the peer's end. */
+  if (status < 0 || c->eof || c->state == WSN_CS_REJECTING) wsn_conn_destroy(c);
+}
+
+static void maybe_shutdown(wsn_conn_t *c) {
+  if (!c->end_after_flush || c->shut || c->out_head || c->wreq) return;
+  uv_shutdown_t *req = malloc(sizeof(*req));
+  if (req == NULL) {
+    wsn_conn_destroy(c);
+    return;
+  }
+  req->data = c;
+  c->shut = 1;
+  if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+    free(req);
+    wsn_conn_destroy(c);
+    return;
+  }
+  c->sreq = req;
+}
+
+static void on_write(uv_write_t *req, int status) {
+  wsn_conn_t *c = req->data;
+  free(req);
+  c->wreq = NULL;
+  if (status == UV_ECANCELED || c->state == WSN_CS_CLOSING_HANDLE) return;
+  if (status < 0) {
+    wsn_conn_destroy(c);
+    return;
+  }
+  consume(c, c->wreq_bytes);
+  c->wreq_bytes = 0;
+  if (c->out_head) wsn_loop_mark_dirty(c->loop, c);
+  else maybe_shutdown(c);
+}
+
+void wsn_conn_flush(wsn_conn_t *c) {
+  if (c->wreq || c->state == WSN_CS_CLOSING_HANDLE ||
+      c->state == WSN_CS_RESOLVING)
+    return;
+  uv_buf_t iov[WSN_MAX_IOV];
+  size_t total;
+  int n = fill_iov(c, iov, &total);
+  if (n == 0) {
+    maybe_shutdown(c);
+    return;
+  }
+  /* One writev for everything queued this iteration (corking). */
+  int r = uv_try_write((uv_stream_t *)&c->tcp, iov, (unsigned)n);
+  if (r == UV_EAGAIN || r == UV_ENOSYS) r = 0;
+  if (r < 0) {
+    wsn_conn_destroy(c);
+    return;
+  }
+  if (r > 0) consume(c, (size_t)r);
+  if (c->out_head == NULL) {
+    maybe_shutdown(c);
+    return;
+  }
+  /* The kernel is full: hand the rest to an async write, which keeps the
+   * records alive until it completes. */
+  n = fill_iov(c, iov, &total);
+  uv_write_t *req = malloc(sizeof(*req));
+  if (req == NULL) {
+    wsn_conn_destroy(c);
+    return;
+  }
+  req->data = c;
+  if (uv_write(req, (uv_stream_t *)&c->tcp, iov, (unsigned)n, on_write) != 0) {
+    free(req);
+    wsn_conn_destroy(c);
+    return;
+  }
+  c->wreq = req;
+  c->wreq_bytes = total;
+}
+
+/* ---- commands --------------------------------------------------------- */
+
+void wsn_conn_command(wsn_conn_t *c, wsn_cmd_t *cmd) {
+  if (c->state == WSN_CS_CLOSING_HANDLE) {
+    free(cmd);
+    return;
+  }
+  switch (cmd->type) {
+    case WSN_CMD_SEND:
+      /* Frames after our close frame are dropped (the peer would fail us);
+       * JS raced with a close we answered here. */
+      if (c->close_sent || c->state != WSN_CS_OPEN) {
+        if (cmd->flags & WSN_SEND_WANT_ACK) c->want_ack = 1;
+        free(cmd);
+        return;
+      }
+      outbox_push(c, cmd);
+      return;
+    case WSN_CMD_CLOSE:
+      if (c->close_sent || c->state != WSN_CS_OPEN) {
+        free(cmd);
+      } else {
+        outbox_push(c, cmd);
+        c->close_sent = 1;
+      }
+      /* ws ends the socket once close frames went both ways (or after an
+       * error); the peer's end then completes the close. */
+      if (c->close_received || c->errored) {
+        c->end_after_flush = 1;
+        wsn_loop_mark_dirty(c->loop, c);
+      }
+      return;
+    case WSN_CMD_TERMINATE:
+      free(cmd);
+      wsn_conn_destroy(c);
+      return;
+    case WSN_CMD_PAUSE:
+    case WSN_CMD_RESUME:
+      c->paused = cmd->type == WSN_CMD_PAUSE;
+      free(cmd);
+      update_reading(c);
+      return;
+    case WSN_CMD_ACCEPT:
+      if (c->state == WSN_CS_WAIT_JS) {
+        size_t proto_len = (size_t)cmd->arg;
+        if (proto_len > cmd->len) proto_len = cmd->len;
+        const char *p = (const char *)cmd->data;
+        server_accept(c, proto_len ? p : NULL, proto_len, p + proto_len,
+                      cmd->len - proto_len);
+      }
+      free(cmd);
+      return;
+    case WSN_CMD_REJECT:
+      if (c->state == WSN_CS_WAIT_JS) reject_raw(c, (const char *)cmd->data, cmd->len);
+      free(cmd);
+      return;
+    default:
+      free(cmd);
+      return;
+  }
+}
+
+void wsn_conn_delivered(wsn_conn_t *c, size_t bytes) {
+  c->undelivered = bytes > c->undelivered ? 0 : c->undelivered - bytes;
+  if (c->throttled && c->undelivered <= WSN_UNDELIVERED_MAX / 2) {
+    c->throttled = 0;
+    update_reading(c);
+  }
+}
+
+/* ---- closing ---------------------------------------------------------- */
+
+void wsn_server_maybe_closed(wsn_server_t *s) {
+  if (!s->listener_closed || s->conns > 0) return;
+  wsn_loop_t *l = s->loop;
+  wsn_loop_post(l, WSN_EV_SERVER_CLOSED, s->id, NULL, 0);
+  wsn_slots_free(&l->slots, s->id);
+  wsn_server_unlink(l, s);
+  free(s->path);
+  free(s);
+}
+
+static void on_close(uv_handle_t *h) {
+  wsn_conn_t *c = h->data;
+  wsn_loop_t *l = c->loop;
+  if (c->announced) wsn_loop_post(l, WSN_EV_CLOSED, c->id, NULL, 0);
+  wsn_slots_free(&l->slots, c->id);
+  wsn_loop_unmark_dirty(l, c);
+  conn_unlink(l, c);
+  l->live_handles--;
+  outbox_free(c);
+  wsn_buf_free(&c->msg);
+  wsn_buf_free(&c->hs);
+  free(c->ctrl);
+  free(c->key);
+  free(c->host);
+  if (c->addrs) uv_freeaddrinfo(c->addrs);
+  wsn_server_t *srv = c->server;
+  if (srv) {
+    srv->conns--;
+    wsn_server_maybe_closed(srv);
+  }
+  c->handle_closed = 1;
+  /* A cancelled lookup still calls back; it frees the conn then. */
+  if (c->gai == NULL) free(c);
+  wsn_loop_closed_one(l);
+}
+
+void wsn_conn_destroy(wsn_conn_t *c) {
+  if (c->state == WSN_CS_CLOSING_HANDLE) return;
+  c->state = WSN_CS_CLOSING_HANDLE;
+  if (c->gai) uv_cancel((uv_req_t *)c->gai);
+  /* While reconnecting the handle is already closing; on_retry_close sees
+   * the state and finishes the close. */
+  if (!c->reconnecting) uv_close((uv_handle_t *)&c->tcp, on_close);
+}

@@ -1,0 +1,109 @@
+/*
+ * One connection's state machine, on the loop thread: handshaking, open,
+ * closing, closed. Read path: bytes -> (handshake | frames) -> events. Write
+ * path: an outbox of command records written with one writev per loop
+ * iteration (corking); only the unwritten tail waits for the kernel.
+ */
+#ifndef WSN_CONN_H
+#define WSN_CONN_H
+
+#include <uv.h>
+#include "buf.h"
+#include "frame.h"
+#include "loop.h"
+#include "utf8.h"
+
+typedef enum {
+  WSN_CS_RESOLVING = 1,  /* client: getaddrinfo / connect in progress */
+  WSN_CS_CLIENT_HS,      /* client: request sent, reading the response */
+  WSN_CS_SERVER_HS,      /* server: reading the request */
+  WSN_CS_WAIT_JS,        /* server: request posted, waiting for JS */
+  WSN_CS_OPEN,
+  WSN_CS_REJECTING,      /* server: error response queued, then close */
+  WSN_CS_CLOSING_HANDLE  /* uv_close called */
+} wsn_conn_state_t;
+
+struct wsn_server_s {
+  uv_tcp_t tcp;
+  wsn_server_t *prev, *next; /* the loop's list of servers */
+  wsn_loop_t *loop;
+  wsn_id_t id;
+  uint64_t max_payload;
+  uint32_t flags;        /* WSN_SERVER_* */
+  char *path;            /* NULL: any path */
+  size_t path_len;
+  uint32_t conns;        /* connections accepted and not yet closed */
+  int closing;           /* listener closed (or closing) */
+  int listener_closed;   /* its close callback ran */
+};
+
+struct wsn_conn_s {
+  uv_tcp_t tcp;
+  wsn_loop_t *loop;
+  wsn_id_t id;
+  wsn_server_t *server;      /* accepted by this server (NULL: client) */
+  uint8_t state;             /* wsn_conn_state_t */
+  uint8_t is_server;
+  uint8_t close_sent;        /* a close frame is queued or written */
+  uint8_t close_received;
+  uint8_t errored;           /* a protocol error was reported */
+  uint8_t ignore_reads;      /* after close/error: read only to see EOF */
+  uint8_t paused;            /* pause() from JS */
+  uint8_t throttled;         /* too many undelivered bytes */
+  uint8_t reading;           /* uv_read_start is active */
+  uint8_t end_after_flush;   /* shutdown(SHUT_WR) once the outbox drains */
+  uint8_t shut;              /* shutdown requested */
+  uint8_t eof;               /* the peer ended its side */
+  uint8_t in_dirty;          /* linked on the loop's dirty list */
+  uint8_t want_ack;          /* report WRITTEN after the next write */
+  uint8_t auto_pong;
+  uint8_t skip_utf8;
+  uint8_t msg_opcode;        /* opcode of the message being assembled */
+  uint8_t direct;            /* current frame posted straight from a read */
+  uint8_t ctrl_len;
+  wsn_utf8_state_t utf8;
+  wsn_frame_parser_t parser;
+  wsn_buf_t msg;             /* message being assembled (lazy) */
+  wsn_buf_t hs;              /* handshake bytes (lazy, freed when open) */
+  uint8_t *ctrl;             /* control frame payload, 125 bytes (lazy) */
+  char *key;                 /* client: Sec-WebSocket-Key (until open) */
+  size_t undelivered;        /* message bytes posted and not yet acked */
+  wsn_cmd_t *out_head, *out_tail; /* outbox: frames in order */
+  size_t out_off;            /* bytes of out_head already written */
+  uv_write_t *wreq;          /* async write in flight (lazy) */
+  size_t wreq_bytes;         /* bytes that write covers */
+  uv_shutdown_t *sreq;       /* lazy */
+  uv_getaddrinfo_t *gai;     /* client: pending lookup (lazy) */
+  struct addrinfo *addrs, *next_addr;
+  uv_connect_t *creq;        /* client: pending connect (lazy) */
+  uint32_t port;             /* client: remote port */
+  char *host;                /* client: host for error messages */
+  uint64_t written;          /* bytes handed to the kernel */
+  wsn_conn_t *dirty_next;
+  wsn_conn_t *prev, *next;   /* the loop's list of connections */
+  uint32_t hs_head_len;      /* length of the handshake head in hs */
+  uint8_t announced;         /* JS knows this id (post CLOSED for it) */
+  uint8_t handle_closed;     /* on_close ran; a pending lookup frees c */
+  uint8_t reconnecting;      /* closing the handle to try the next address */
+};
+
+/* Client handshake result besides handshake.h's: unparsable response. */
+#define WSN_HS_BAD_RESPONSE 4
+
+/* Bytes of undelivered messages above which a connection stops reading. */
+#define WSN_UNDELIVERED_MAX (4u * 1024 * 1024)
+
+void wsn_conn_accept(wsn_server_t *srv);
+void wsn_conn_connect(wsn_loop_t *l, wsn_cmd_t *cmd);
+/* Applies a command for this connection (takes ownership of cmd). */
+void wsn_conn_command(wsn_conn_t *c, wsn_cmd_t *cmd);
+/* Writes the outbox (called once per loop iteration for dirty conns). */
+void wsn_conn_flush(wsn_conn_t *c);
+/* Closes the socket now (terminate, fatal error, loop stop). */
+void wsn_conn_destroy(wsn_conn_t *c);
+/* Delivery of `bytes` message bytes was acknowledged by JS. */
+void wsn_conn_delivered(wsn_conn_t *c, size_t bytes);
+void wsn_server_maybe_closed(wsn_server_t *s);
+void wsn_server_unlink(wsn_loop_t *l, wsn_server_t *s);
+
+#endif /* WSN_CONN_H */

@@ -1,0 +1,526 @@
+/*
+ * The I/O loop. See loop.h and DESIGN.md "The two threads".
+ *
+ * One iteration: the wake async drains every queued command (sends go
+ * straight into their connection's outbox and mark it dirty); reads run the
+ * connections; then the check handle writes each dirty connection once
+ * (writev) and publishes the iteration's events to JS in one step.
+ */
+#include "loop.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+
+wsn_cmd_t *wsn_cmd_new(uint32_t type, wsn_id_t id, size_t cap) {
+  wsn_cmd_t *cmd = malloc(sizeof(*cmd) + cap);
+  if (cmd == NULL) return NULL;
+  cmd->next = NULL;
+  cmd->id = id;
+  cmd->type = type;
+  cmd->flags = 0;
+  cmd->arg = 0;
+  cmd->off = 0;
+  cmd->len = cap;
+  return cmd;
+}
+
+/* ---- events ------------------------------------------------------------ */
+
+wsn_event_t *wsn_loop_post(wsn_loop_t *l, uint32_t type, wsn_id_t id,
+                           const void *payload, size_t len) {
+  if (l->stopping) return NULL;
+  if (len > UINT32_MAX) return NULL;
+  if (l->batch.base == NULL && l->spare.base != NULL) {
+    l->batch = l->spare;
+    l->batch.len = 0;
+    l->spare = (wsn_buf_t){0};
+  }
+  size_t need = sizeof(wsn_event_t) + WSN_EVENT_ALIGN(len);
+  if (wsn_buf_reserve(&l->batch, need) != 0) return NULL;
+  wsn_event_t *ev = (wsn_event_t *)(l->batch.base + l->batch.len);
+  memset(ev, 0, sizeof(*ev));
+  ev->type = type;
+  ev->slot = wsn_id_slot(id);
+  ev->gen = wsn_id_gen(id);
+  ev->len = (uint32_t)len;
+  if (len) memcpy(ev + 1, payload, len);
+  /* Zero the padding so no uninitialised bytes reach JS. */
+  memset((uint8_t *)(ev + 1) + len, 0, WSN_EVENT_ALIGN(len) - len);
+  l->batch.len += need;
+  return ev;
+}
+
+/* Records are 8-aligned: the buffer is malloc'd and every record's size is
+ * a multiple of 8. */
+#define FOR_EACH_EVENT(buf, ev)                                            \
+  for (wsn_event_t *ev = (wsn_event_t *)(buf)->base;                        \
+       (uint8_t *)ev < (buf)->base + (buf)->len;                            \
+       ev = (wsn_event_t *)((uint8_t *)(ev + 1) +                           \
+                            ((ev->type == WSN_EV_MESSAGE &&                 \
+                              (ev->a & WSN_MSG_EXTERNAL))                   \
+                                 ? 0                                        \
+                                 : WSN_EVENT_ALIGN(ev->len))))
+
+void wsn_batch_free_externals(wsn_buf_t *b) {
+  FOR_EACH_EVENT(b, ev) {
+    if (ev->type == WSN_EV_MESSAGE && (ev->a & WSN_MSG_EXTERNAL)) {
+      free((void *)(uintptr_t)ev->c);
+      ev->c = 0;
+    }
+  }
+}
+
+/* Moves this iteration's events where JS can take them. */
+static void publish(wsn_loop_t *l) {
+  if (l->batch.len == 0) return;
+  int was_empty;
+  int failed = 0;
+  uv_mutex_lock(&l->ev_mu);
+  was_empty = l->published.len == 0;
+  if (was_empty) {
+    wsn_buf_t t = l->published;
+    l->published = l->batch;
+    l->batch = t;
+    l->batch.len = 0;
+  } else if (wsn_buf_append(&l->published, l->batch.base, l->batch.len) != 0) {
+    failed = 1;
+  } else {
+    l->batch.len = 0;
+  }
+  uv_mutex_unlock(&l->ev_mu);
+  /* On ENOMEM the events stay in the private batch for the next try. */
+  (void)failed;
+  if (was_empty && l->notify) l->notify(l->notify_ctx);
+}
+
+wsn_buf_t wsn_loop_take_events(wsn_loop_t *l) {
+  uv_mutex_lock(&l->ev_mu);
+  wsn_buf_t b = l->published;
+  l->published = (wsn_buf_t){0};
+  uv_mutex_unlock(&l->ev_mu);
+  return b;
+}
+
+/* JS has dispatched a batch: release the connections' undelivered counts
+ * and keep the memory for reuse. */
+static void handle_ack(wsn_loop_t *l, wsn_buf_t *b) {
+  FOR_EACH_EVENT(b, ev) {
+    if (ev->type != WSN_EV_MESSAGE) continue;
+    wsn_conn_t *c = wsn_slots_ptr(&l->slots, wsn_id_make(ev->slot, ev->gen));
+    if (c) wsn_conn_delivered(c, ev->len);
+  }
+  if (l->spare.base == NULL) {
+    l->spare = *b;
+    l->spare.len = 0;
+  } else {
+    wsn_buf_free(b);
+  }
+  free(b);
+}
+
+/* ---- dirty list -------------------------------------------------------- */
+
+void wsn_loop_mark_dirty(wsn_loop_t *l, wsn_conn_t *c) {
+  if (c->in_dirty) return;
+  c->in_dirty = 1;
+  c->dirty_next = l->dirty;
+  l->dirty = c;
+}
+
+void wsn_loop_unmark_dirty(wsn_loop_t *l, wsn_conn_t *c) {
+  if (!c->in_dirty) return;
+  for (wsn_conn_t **pp = &l->dirty; *pp; pp = &(*pp)->dirty_next) {
+    if (*pp == c) {
+      *pp = c->dirty_next;
+      break;
+    }
+  }
+  c->in_dirty = 0;
+}
+
+static void flush_dirty(wsn_loop_t *l) {
+  while (l->dirty) {
+    wsn_conn_t *c = l->dirty;
+    l->dirty = c->dirty_next;
+    c->in_dirty = 0;
+    wsn_conn_flush(c);
+  }
+}
+
+/* ---- servers ----------------------------------------------------------- */
+
+static void server_link(wsn_loop_t *l, wsn_server_t *s) {
+  s->next = l->servers;
+  s->prev = NULL;
+  if (l->servers) l->servers->prev = s;
+  l->servers = s;
+}
+
+void wsn_server_unlink(wsn_loop_t *l, wsn_server_t *s) {
+  if (s->prev) s->prev->next = s->next;
+  else if (l->servers == s) l->servers = s->next;
+  if (s->next) s->next->prev = s->prev;
+  s->next = s->prev = NULL;
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+  wsn_server_t *s = server->data;
+  if (status < 0 || s->closing) return;
+  wsn_conn_accept(s);
+}
+
+static void on_server_close(uv_handle_t *h) {
+  wsn_server_t *s = h->data;
+  wsn_loop_t *l = s->loop;
+  s->listener_closed = 1;
+  l->live_handles--;
+  wsn_server_maybe_closed(s);
+  wsn_loop_closed_one(l);
+}
+
+static void server_close(wsn_server_t *s) {
+  if (s->closing) return;
+  s->closing = 1;
+  uv_close((uv_handle_t *)&s->tcp, on_server_close);
+}
+
+static void post_listen_error(wsn_loop_t *l, wsn_id_t id, int err,
+                              const char *host, unsigned port) {
+  char buf[300];
+  int n = snprintf(buf, sizeof(buf), "listen%c%s%c%u", 0, host, 0, port);
+  if (n < 0) return;
+  if ((size_t)n >= sizeof(buf)) n = sizeof(buf) - 1;
+  wsn_event_t *ev = wsn_loop_post(l, WSN_EV_LISTEN_ERROR, id, buf, (size_t)n);
+  if (ev) ev->a = (uint32_t)err;
+}
+
+/* Binds and listens. An empty host means every address: "::" (dual stack)
+ * and, where IPv6 is missing, "0.0.0.0", as Node's server.listen does. */
+static int bind_listen(wsn_server_t *s, const char *host, unsigned port,
+                       int backlog) {
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof(ss));
+  if (host[0] == 0) {
+    uv_ip6_addr("::", (int)port, (struct sockaddr_in6 *)&ss);
+    int r = uv_tcp_bind(&s->tcp, (struct sockaddr *)&ss, 0);
+    if (r == 0) r = uv_listen((uv_stream_t *)&s->tcp, backlog, on_connection);
+    if (r != UV_EAFNOSUPPORT) return r;
+    uv_ip4_addr("0.0.0.0", (int)port, (struct sockaddr_in *)&ss);
+  } else if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)&ss) != 0 &&
+             uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)&ss) != 0) {
+    /* A name: resolve it synchronously (listening is rare). */
+    uv_getaddrinfo_t req;
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    int r = uv_getaddrinfo(s->loop->uv, &req, NULL, host, NULL, &hints);
+    if (r != 0) return r;
+    if (req.addrinfo == NULL) return UV_EAI_NONAME;
+    memcpy(&ss, req.addrinfo->ai_addr, req.addrinfo->ai_addrlen);
+    uv_freeaddrinfo(req.addrinfo);
+    if (ss.ss_family == AF_INET) ((struct sockaddr_in *)&ss)->sin_port = htons(port);
+    else ((struct sockaddr_in6 *)&ss)->sin6_port = htons(port);
+  }
+  int r = uv_tcp_bind(&s->tcp, (struct sockaddr *)&ss, 0);
+  if (r == 0) r = uv_listen((uv_stream_t *)&s->tcp, backlog, on_connection);
+  return r;
+}
+
+static void listen_cmd(wsn_loop_t *l, wsn_cmd_t *cmd) {
+  const wsn_listen_args_t *a = (const wsn_listen_args_t *)cmd->data;
+  const char *strs = (const char *)cmd->data + sizeof(*a);
+  char host[256];
+  size_t hl = a->host_len < sizeof(host) - 1 ? a->host_len : sizeof(host) - 1;
+  memcpy(host, strs, hl);
+  host[hl] = 0;
+  wsn_server_t *s = calloc(1, sizeof(*s));
+  if (s == NULL || uv_tcp_init(l->uv, &s->tcp) != 0) {
+    free(s);
+    post_listen_error(l, cmd->id, UV_ENOMEM, host, a->port);
+    wsn_loop_post(l, WSN_EV_SERVER_CLOSED, cmd->id, NULL, 0);
+    wsn_slots_free(&l->slots, cmd->id);
+    return;
+  }
+  s->tcp.data = s;
+  s->loop = l;
+  s->id = cmd->id;
+  s->max_payload = a->max_payload;
+  s->flags = a->flags;
+  if (a->path_len) {
+    s->path = malloc(a->path_len);
+    if (s->path) memcpy(s->path, strs + a->host_len, a->path_len);
+    s->path_len = a->path_len;
+  }
+  server_link(l, s);
+  l->live_handles++;
+  wsn_slot_t *sl = wsn_slots_get(&l->slots, s->id);
+  if (sl) sl->ptr = s;
+  int r = bind_listen(s, host, a->port, a->backlog);
+  if (r != 0) {
+    post_listen_error(l, s->id, r, host, a->port);
+    server_close(s);
+    return;
+  }
+  struct sockaddr_storage ss;
+  int len = sizeof(ss);
+  char ip[INET6_ADDRSTRLEN] = "";
+  uint32_t port = 0, family = 4;
+  if (uv_tcp_getsockname(&s->tcp, (struct sockaddr *)&ss, &len) == 0) {
+    if (ss.ss_family == AF_INET6) {
+      uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
+      port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+      family = 6;
+    } else {
+      uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
+      port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    }
+  }
+  wsn_event_t *ev = wsn_loop_post(l, WSN_EV_LISTENING, s->id, ip, strlen(ip));
+  if (ev) {
+    ev->a = port;
+    ev->b = family;
+  }
+}
+
+/* ---- commands ---------------------------------------------------------- */
+
+void wsn_loop_push(wsn_loop_t *l, wsn_cmd_t *cmd) {
+  cmd->next = NULL;
+  uv_mutex_lock(&l->cmd_mu);
+  int was_empty = l->cmd_head == NULL;
+  if (l->cmd_tail) l->cmd_tail->next = cmd;
+  else l->cmd_head = cmd;
+  l->cmd_tail = cmd;
+  uv_mutex_unlock(&l->cmd_mu);
+  /* uv_async_send coalesces, but skipping it when a wake is already due
+   * saves an atomic and possibly a syscall per send. */
+  if (was_empty) uv_async_send(&l->wake);
+}
+
+static void stop_all(wsn_loop_t *l);
+
+static void run_command(wsn_loop_t *l, wsn_cmd_t *cmd) {
+  switch (cmd->type) {
+    case WSN_CMD_LISTEN:
+      listen_cmd(l, cmd);
+      free(cmd);
+      return;
+    case WSN_CMD_CONNECT:
+      wsn_conn_connect(l, cmd); /* takes cmd */
+      return;
+    case WSN_CMD_ACK:
+      handle_ack(l, (wsn_buf_t *)(uintptr_t)cmd->arg);
+      free(cmd);
+      return;
+    case WSN_CMD_STOP:
+      free(cmd);
+      stop_all(l);
+      return;
+    case WSN_CMD_SERVER_CLOSE:
+    case WSN_CMD_SERVER_FLAGS: {
+      wsn_server_t *s = wsn_slots_ptr(&l->slots, cmd->id);
+      if (s) {
+        if (cmd->type == WSN_CMD_SERVER_CLOSE) server_close(s);
+        else s->flags = (uint32_t)cmd->arg;
+      }
+      free(cmd);
+      return;
+    }
+    default: {
+      wsn_conn_t *c = wsn_slots_ptr(&l->slots, cmd->id);
+      if (c == NULL) {
+        free(cmd); /* that connection has gone: a no-op */
+        return;
+      }
+      wsn_conn_command(c, cmd);
+      return;
+    }
+  }
+}
+
+static void drain_commands(wsn_loop_t *l) {
+  for (;;) {
+    uv_mutex_lock(&l->cmd_mu);
+    wsn_cmd_t *cmd = l->cmd_head;
+    l->cmd_head = l->cmd_tail = NULL;
+    uv_mutex_unlock(&l->cmd_mu);
+    if (cmd == NULL) return;
+    while (cmd) {
+      wsn_cmd_t *next = cmd->next;
+      if (l->stopping && cmd->type != WSN_CMD_ACK) free(cmd);
+      else run_command(l, cmd);
+      cmd = next;
+    }
+  }
+}
+
+static void on_wake(uv_async_t *h) {
+  drain_commands(h->data);
+}
+
+/* Close callbacks run after the check phase; whatever they posted (CLOSED,
+ * SERVER_CLOSED) is published here, before the loop blocks in poll. */
+static void on_prepare(uv_prepare_t *h) {
+  wsn_loop_t *l = h->data;
+  flush_dirty(l);
+  publish(l);
+}
+
+static void on_check(uv_check_t *h) {
+  wsn_loop_t *l = h->data;
+  /* Main-loop mode: JS code that ran in this iteration may have queued
+   * commands after the async fired; apply them before writing. */
+  if (!l->threaded) drain_commands(l);
+  flush_dirty(l);
+  publish(l);
+}
+
+/* ---- start and stop ---------------------------------------------------- */
+
+static void loop_thread(void *arg) {
+  wsn_loop_t *l = arg;
+  uv_sem_post(&l->started);
+  uv_run(l->uv, UV_RUN_DEFAULT);
+}
+
+static int init_handles(wsn_loop_t *l) {
+  if (uv_async_init(l->uv, &l->wake, on_wake) != 0) return -1;
+  l->wake.data = l;
+  uv_check_init(l->uv, &l->check);
+  l->check.data = l;
+  uv_check_start(&l->check, on_check);
+  uv_prepare_init(l->uv, &l->prepare);
+  l->prepare.data = l;
+  uv_prepare_start(&l->prepare, on_prepare);
+  /* In main-loop mode the handles must not keep Node alive on their own;
+   * binding.c refs the loop through JS's count of live servers/sockets. */
+  if (!l->threaded) {
+    uv_unref((uv_handle_t *)&l->wake);
+    uv_unref((uv_handle_t *)&l->check);
+    uv_unref((uv_handle_t *)&l->prepare);
+  }
+  l->handles_open = 1;
+  return 0;
+}
+
+int wsn_loop_start(wsn_loop_t *l, int threaded, uv_loop_t *node_loop,
+                   wsn_notify_cb notify, void *notify_ctx) {
+  memset(l, 0, sizeof(*l));
+  l->threaded = threaded;
+  l->notify = notify;
+  l->notify_ctx = notify_ctx;
+  wsn_rand_init(&l->rand);
+  l->read_buf = malloc(WSN_READ_BUF_SIZE);
+  l->stop_cmd = wsn_cmd_new(WSN_CMD_STOP, 0, 0);
+  if (l->read_buf == NULL || l->stop_cmd == NULL) return -1;
+  if (wsn_slots_init(&l->slots) != 0) return -1;
+  uv_mutex_init(&l->cmd_mu);
+  uv_mutex_init(&l->ev_mu);
+  if (threaded) {
+    if (uv_loop_init(&l->own_loop) != 0) return -1;
+    l->uv = &l->own_loop;
+  } else {
+    l->uv = node_loop;
+  }
+  if (init_handles(l) != 0) return -1;
+  if (threaded) {
+    uv_sem_init(&l->started, 0);
+    if (uv_thread_create(&l->thread, loop_thread, l) != 0) return -1;
+    uv_sem_wait(&l->started);
+    uv_sem_destroy(&l->started);
+  }
+  return 0;
+}
+
+void wsn_loop_closed_one(wsn_loop_t *l) {
+  if (!l->stopping || l->pending_closes == 0) return;
+  if (--l->pending_closes == 0 && l->stop_done) {
+    void (*done)(void *) = l->stop_done;
+    l->stop_done = NULL;
+    done(l->stop_done_arg);
+  }
+}
+
+static void on_handle_closed(uv_handle_t *h) {
+  wsn_loop_closed_one(h->data);
+}
+
+/* Closes every handle of ours: on the loop thread (thread mode) or on the
+ * JS thread (main-loop mode). Each close callback counts down. */
+static void stop_all(wsn_loop_t *l) {
+  if (l->stopping) return;
+  l->stopping = 1;
+  /* One count for each handle below, plus one released at the end so the
+   * count cannot reach zero while we are still walking. */
+  l->pending_closes = 1;
+  for (wsn_conn_t *c = l->conns; c; c = c->next) {
+    if (c->state != WSN_CS_CLOSING_HANDLE) {
+      l->pending_closes++;
+      wsn_conn_destroy(c);
+    } else {
+      l->pending_closes++; /* its close callback is already due */
+    }
+  }
+  for (wsn_server_t *s = l->servers; s; s = s->next) {
+    l->pending_closes++;
+    if (!s->closing) server_close(s);
+  }
+  if (l->handles_open) {
+    l->handles_open = 0;
+    l->pending_closes += 3;
+    uv_close((uv_handle_t *)&l->wake, on_handle_closed);
+    uv_close((uv_handle_t *)&l->check, on_handle_closed);
+    uv_close((uv_handle_t *)&l->prepare, on_handle_closed);
+  }
+  wsn_loop_closed_one(l);
+}
+
+void wsn_loop_stop_threaded(wsn_loop_t *l) {
+  wsn_cmd_t *cmd = l->stop_cmd;
+  l->stop_cmd = NULL;
+  if (cmd == NULL) return; /* already stopped */
+  wsn_loop_push(l, cmd);
+  /* uv_run returns once every handle is closed. */
+  uv_thread_join(&l->thread);
+  uv_loop_close(l->uv);
+}
+
+void wsn_loop_stop_main(wsn_loop_t *l, void (*done)(void *), void *arg) {
+  free(l->stop_cmd);
+  l->stop_cmd = NULL;
+  l->stop_done = done;
+  l->stop_done_arg = arg;
+  drain_commands(l); /* free what JS queued (stopping drops them) */
+  stop_all(l);
+}
+
+void wsn_loop_destroy(wsn_loop_t *l) {
+  wsn_cmd_t *cmd = l->cmd_head;
+  while (cmd) {
+    wsn_cmd_t *next = cmd->next;
+    if (cmd->type == WSN_CMD_ACK) {
+      wsn_buf_t *b = (wsn_buf_t *)(uintptr_t)cmd->arg;
+      wsn_buf_free(b);
+      free(b);
+    }
+    free(cmd);
+    cmd = next;
+  }
+  l->cmd_head = l->cmd_tail = NULL;
+  wsn_batch_free_externals(&l->batch);
+  wsn_batch_free_externals(&l->published);
+  wsn_buf_free(&l->batch);
+  wsn_buf_free(&l->published);
+  wsn_buf_free(&l->spare);
+  free(l->read_buf);
+  l->read_buf = NULL;
+  free(l->stop_cmd);
+  l->stop_cmd = NULL;
+  wsn_slots_destroy(&l->slots);
+  uv_mutex_destroy(&l->cmd_mu);
+  uv_mutex_destroy(&l->ev_mu);
+}

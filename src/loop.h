@@ -1,0 +1,194 @@
+/*
+ * The I/O loop: owns a uv_loop_t (its own thread's, or Node's main loop in
+ * main-loop mode), the listening sockets and the connections. It drains
+ * commands from JS, runs the connections, and posts events for JS in one
+ * batch per loop iteration. Knows nothing of N-API: binding.c supplies a
+ * `notify` function that is called when the published batch goes from empty
+ * to non-empty (DESIGN.md "The two threads").
+ */
+#ifndef WSN_LOOP_H
+#define WSN_LOOP_H
+
+#include <uv.h>
+#include "buf.h"
+#include "rand.h"
+#include "slots.h"
+
+/* ---- Commands: JS -> loop ------------------------------------------- */
+
+typedef enum {
+  WSN_CMD_SEND = 1,     /* data[off..off+len) is a complete frame */
+  WSN_CMD_CLOSE,        /* a close frame: as SEND, then the close rules */
+  WSN_CMD_TERMINATE,    /* destroy the socket now */
+  WSN_CMD_PAUSE,
+  WSN_CMD_RESUME,
+  WSN_CMD_LISTEN,       /* data: wsn_listen_args_t */
+  WSN_CMD_SERVER_CLOSE,
+  WSN_CMD_SERVER_FLAGS, /* arg: WSN_SERVER_* flags */
+  WSN_CMD_CONNECT,      /* data: wsn_connect_args_t + host + request */
+  WSN_CMD_ACCEPT,       /* data: the 101 response JS built */
+  WSN_CMD_REJECT,       /* data: the error response; then close */
+  WSN_CMD_ACK,          /* arg: pointer to a delivered batch (wsn_buf_t *) */
+  WSN_CMD_STOP
+} wsn_cmd_type_t;
+
+/* Flags of SEND/CLOSE commands. */
+#define WSN_SEND_WANT_ACK 1u /* report WRITTEN once these bytes are out */
+
+typedef struct wsn_cmd_s {
+  struct wsn_cmd_s *next;
+  wsn_id_t id;       /* connection or server */
+  uint32_t type;
+  uint32_t flags;
+  uint64_t arg;
+  size_t off;        /* frame start within data */
+  size_t len;        /* bytes from off */
+  uint8_t data[];
+} wsn_cmd_t;
+
+/* Allocates a command with `cap` bytes of data (off = 0, len = cap). */
+wsn_cmd_t *wsn_cmd_new(uint32_t type, wsn_id_t id, size_t cap);
+
+typedef struct {
+  uint64_t max_payload;
+  uint32_t port;
+  int32_t backlog;
+  uint32_t flags;        /* WSN_SERVER_* */
+  uint32_t host_len;     /* host follows, then path */
+  uint32_t path_len;
+} wsn_listen_args_t;
+
+#define WSN_SERVER_NEEDS_JS 1u     /* handshakes go to JS for a decision */
+#define WSN_SERVER_NO_AUTO_PONG 2u
+#define WSN_SERVER_SKIP_UTF8 4u
+
+typedef struct {
+  uint64_t max_payload;
+  uint32_t port;
+  uint32_t flags;        /* WSN_CONN_* */
+  uint32_t host_len;     /* host follows, then key, then the request */
+  uint32_t key_len;
+  uint32_t request_len;
+} wsn_connect_args_t;
+
+#define WSN_CONN_NO_AUTO_PONG 1u
+#define WSN_CONN_SKIP_UTF8 2u
+
+/* ---- Events: loop -> JS --------------------------------------------- */
+
+typedef enum {
+  WSN_EV_LISTENING = 1, /* a=port, b=family(4|6); payload: address */
+  WSN_EV_LISTEN_ERROR,  /* a=uv error (int32); payload: syscall */
+  WSN_EV_SERVER_CLOSED,
+  WSN_EV_CONNECTION,    /* b=server slot, c=server id; payload: see conn.c */
+  WSN_EV_HANDSHAKE,     /* like CONNECTION; JS answers ACCEPT or REJECT */
+  WSN_EV_OPEN,          /* client: a=check result; payload: response head */
+  WSN_EV_MESSAGE,       /* a=flags (WSN_MSG_*); payload or external */
+  WSN_EV_PING,
+  WSN_EV_PONG,
+  WSN_EV_CLOSE_FRAME,   /* a=code; payload: reason */
+  WSN_EV_ERROR,         /* a=WSN_E_* id, b=arg */
+  WSN_EV_SOCKET_ERROR,  /* a=uv error; payload: "syscall\0address\0port" */
+  WSN_EV_CLOSED,        /* the socket is gone and the id is dead */
+  WSN_EV_WRITTEN        /* c=cumulative bytes written */
+} wsn_event_type_t;
+
+#define WSN_MSG_BINARY 1u
+#define WSN_MSG_EXTERNAL 2u /* payload is a malloc'd block: c=pointer */
+
+/* One event record; payload bytes follow, padded to 8. 32 bytes. */
+typedef struct {
+  uint32_t type;
+  uint32_t slot;
+  uint32_t gen;
+  uint32_t len;  /* payload bytes (or external length) */
+  uint32_t a;
+  uint32_t b;
+  uint64_t c;
+} wsn_event_t;
+
+#define WSN_EVENT_ALIGN(n) (((n) + 7u) & ~(size_t)7u)
+/* Payloads at least this large are handed over without a copy. */
+#define WSN_EXTERNAL_MIN (64 * 1024)
+
+/* ---- The loop ------------------------------------------------------- */
+
+typedef struct wsn_conn_s wsn_conn_t;
+typedef struct wsn_server_s wsn_server_t;
+typedef void (*wsn_notify_cb)(void *ctx);
+
+typedef struct wsn_loop_s {
+  uv_loop_t *uv;
+  uv_loop_t own_loop;     /* used in thread mode */
+  int threaded;
+  uv_thread_t thread;
+  uv_async_t wake;        /* commands arrived */
+  uv_check_t check;       /* end of an iteration: flush writes, publish */
+  uv_prepare_t prepare;   /* before blocking: publish what close cbs posted */
+  int handles_open;       /* wake/check initialised */
+
+  wsn_slots_t slots;
+
+  /* Command queue (both threads; mu). */
+  uv_mutex_t cmd_mu;
+  wsn_cmd_t *cmd_head, *cmd_tail;
+
+  /* Events: `batch` is private to the loop; `published` is shared (ev_mu)
+   * and taken whole by JS. `spare` is a returned batch kept for reuse. */
+  wsn_buf_t batch;
+  uv_mutex_t ev_mu;
+  wsn_buf_t published;
+  wsn_buf_t spare;
+  wsn_notify_cb notify;
+  void *notify_ctx;
+
+  /* Loop-thread state. */
+  uint8_t *read_buf;      /* one receive buffer shared by every socket */
+  int reading;            /* read_buf is lent to a read callback */
+  wsn_conn_t *dirty;      /* connections with frames to write */
+  int stopping;
+  int live_handles;       /* servers + connections open */
+  wsn_conn_t *conns;      /* every connection (for stop) */
+  wsn_server_t *servers;  /* every server (for stop) */
+  wsn_rand_pool_t rand;   /* masks for frames built on this thread */
+  wsn_cmd_t *stop_cmd;    /* preallocated, so stopping cannot fail */
+  int pending_closes;     /* while stopping: close callbacks still due */
+  void (*stop_done)(void *);
+  void *stop_done_arg;
+  uv_sem_t started;
+} wsn_loop_t;
+
+#define WSN_READ_BUF_SIZE (256 * 1024)
+
+/* Creates the loop. threaded=1: starts its own thread with its own uv loop;
+ * threaded=0: runs on `node_loop` (the caller's thread). */
+int wsn_loop_start(wsn_loop_t *l, int threaded, uv_loop_t *node_loop,
+                   wsn_notify_cb notify, void *notify_ctx);
+
+/* Any thread: queues a command and wakes the loop if the queue was empty. */
+void wsn_loop_push(wsn_loop_t *l, wsn_cmd_t *cmd);
+
+/* JS thread: takes the whole published batch (empty if none). */
+wsn_buf_t wsn_loop_take_events(wsn_loop_t *l);
+
+/*
+ * Stops the loop: thread mode joins the thread after every handle closed.
+ * Main-loop mode closes the handles; `done` is called from the last close
+ * callback (may be synchronous if nothing is open).
+ */
+void wsn_loop_stop_threaded(wsn_loop_t *l);
+void wsn_loop_stop_main(wsn_loop_t *l, void (*done)(void *), void *arg);
+/* Frees what is left (queues, batches) after a stop. */
+void wsn_loop_destroy(wsn_loop_t *l);
+
+/* Loop thread helpers used by conn.c. */
+wsn_event_t *wsn_loop_post(wsn_loop_t *l, uint32_t type, wsn_id_t id,
+                           const void *payload, size_t len);
+void wsn_loop_mark_dirty(wsn_loop_t *l, wsn_conn_t *c);
+void wsn_loop_unmark_dirty(wsn_loop_t *l, wsn_conn_t *c);
+/* A handle of ours finished closing (counts down a stop). */
+void wsn_loop_closed_one(wsn_loop_t *l);
+/* Frees the external payloads of a batch that will never reach JS. */
+void wsn_batch_free_externals(wsn_buf_t *b);
+
+#endif /* WSN_LOOP_H */
