@@ -185,8 +185,9 @@ static void deliver(wsn_binding_t *b, napi_env env) {
     }
   }
   if (napi_get_reference_value(env, b->dispatcher, &fn) == napi_ok && fn) {
-    napi_get_undefined(env, &recv);
     if (b->main_mode) {
+      /* napi_make_callback needs an object receiver. */
+      napi_get_global(env, &recv);
       napi_status st = napi_make_callback(env, b->async_ctx, recv, fn, 2, argv, &result);
       if (st == napi_pending_exception) {
         napi_value err;
@@ -194,6 +195,7 @@ static void deliver(wsn_binding_t *b, napi_env env) {
         napi_fatal_exception(env, err);
       }
     } else {
+      napi_get_undefined(env, &recv);
       napi_call_function(env, recv, fn, 2, argv, &result);
     }
   }
@@ -332,20 +334,24 @@ static napi_value shutdown_fn(napi_env env, napi_callback_info info) {
 }
 
 /* ref()/unref(): JS's count of live servers and sockets went 0->1 / 1->0.
- * In main-loop mode our uv handles on Node's loop keep it alive already. */
+ * Thread mode refs the tsfn; main-loop mode refs the wake handle, which is
+ * what keeps Node's loop running while a command is on its way. */
 static napi_value ref_fn(napi_env env, napi_callback_info info) {
   (void)info;
   wsn_binding_t *b = get_binding(env);
-  if (b->started && !b->stopped && !b->main_mode && b->live++ == 0)
-    napi_ref_threadsafe_function(env, b->tsfn);
+  if (!b->started || b->stopped || b->live++ != 0) return undefined(env);
+  if (b->main_mode) uv_ref((uv_handle_t *)&b->loop.wake);
+  else napi_ref_threadsafe_function(env, b->tsfn);
   return undefined(env);
 }
 
 static napi_value unref_fn(napi_env env, napi_callback_info info) {
   (void)info;
   wsn_binding_t *b = get_binding(env);
-  if (b->started && !b->stopped && !b->main_mode && b->live > 0 && --b->live == 0)
-    napi_unref_threadsafe_function(env, b->tsfn);
+  if (!b->started || b->stopped || b->live == 0 || --b->live != 0)
+    return undefined(env);
+  if (b->main_mode) uv_unref((uv_handle_t *)&b->loop.wake);
+  else napi_unref_threadsafe_function(env, b->tsfn);
   return undefined(env);
 }
 
