@@ -29,6 +29,13 @@ typedef struct {
   size_t protocols_len;
   const char *extensions; /* raw Sec-WebSocket-Extensions value or NULL */
   size_t extensions_len;
+  /* How many Sec-WebSocket-Protocol / -Extensions lines the request has.
+   * protocols and extensions above span the first line only; when a count
+   * is > 1, Node (and so ws) sees the lines joined with ", ": walk them with
+   * wsn_http_find_next(). The first protocol of a valid list is always the
+   * first line's first protocol. */
+  size_t protocols_lines;
+  size_t extensions_lines;
 } wsn_handshake_request_t;
 
 /*
@@ -46,11 +53,17 @@ typedef struct {
  *    "Invalid Sec-WebSocket-Protocol header"
  * (A request without "Connection: upgrade" never reaches here: the server
  *  answers it 426 like a plain HTTP request.)
+ * Repeated headers are judged as Node joins them ("a, b"): a repeated
+ * Upgrade, Key or Version is invalid; repeated Protocol lines form one list.
+ * ws's shouldHandle() (the `path` option, plain 400) runs between the
+ * version and protocol checks and is left to the caller.
  */
 void wsn_handshake_check_request(const wsn_http_head_t *req,
                                  wsn_handshake_request_t *out);
 
-/* Computes Sec-WebSocket-Accept for key into out (28 chars, no NUL). */
+/* Computes Sec-WebSocket-Accept for key into out (28 chars, no NUL). Keys
+ * longer than 128 bytes (real ones are WSN_KEY_LEN) give 28 '*', which is
+ * never a valid accept value. */
 void wsn_handshake_accept(const char *key, size_t key_len,
                           char out[WSN_ACCEPT_LEN]);
 
@@ -66,7 +79,8 @@ int wsn_handshake_first_protocol(const char *value, size_t len,
  * Writes "HTTP/1.1 101 Switching Protocols" with Upgrade, Connection and
  * Sec-WebSocket-Accept, then Sec-WebSocket-Protocol if protocol != NULL, then
  * `extra` verbatim (already CRLF-terminated header lines, may be NULL), then
- * the final CRLF. Returns the length, or 0 if cap is too small.
+ * the final CRLF. Returns the length, or 0 if cap is too small. Like ws's
+ * `if (protocol)`, an empty protocol (protocol_len 0) adds no header.
  */
 size_t wsn_handshake_response_101(char *out, size_t cap, const char *key,
                                   size_t key_len, const char *protocol,
@@ -77,7 +91,10 @@ size_t wsn_handshake_response_101(char *out, size_t cap, const char *key,
  * Writes ws's abortHandshake response:
  *   HTTP/1.1 <status> <text>\r\nConnection: close\r\n
  *   Content-Type: text/html\r\nContent-Length: <n>\r\n[extra\r\n]\r\n<message>
- * where message defaults to the status text. Returns the length or 0.
+ * where message (NULL or "") defaults to the status text. Returns the length
+ * or 0. For a status Node has no text for, ws writes the reason
+ * "undefined" (and throws if no message is given either); this writes
+ * "Unknown" (wsn_http_status_text) in both places.
  */
 size_t wsn_handshake_response_error(char *out, size_t cap, int status,
                                     const char *message,
@@ -95,6 +112,9 @@ enum {
 /*
  * Checks a parsed response against the key the client sent. Subprotocol and
  * extension checks are left to the caller (they need the offered lists).
+ * A 101 that Node would not treat as an upgrade (no non-empty Upgrade
+ * header, or no "upgrade" token in Connection) is WSN_HS_NOT_101, as ws then
+ * reports "Unexpected server response: 101".
  */
 int wsn_handshake_check_response(const wsn_http_head_t *res, const char *key,
                                   size_t key_len);

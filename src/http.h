@@ -53,19 +53,32 @@ typedef struct {
  * token; request target has no control chars or spaces; version HTTP/1.0 or
  * 1.1; header names are tokens (RFC 7230 tchar); values contain no NUL, no
  * bare CR and no other control chars except tab; obs-fold (a line starting
- * with space/tab) is an error. Lines end with CRLF (a bare LF is accepted as
- * Node's parser accepts it? No: strict, CRLF only).
+ * with space/tab) is an error. Strict line endings: CRLF only; a bare LF or
+ * bare CR anywhere in the head is an error (a bare LF is reported as soon as
+ * it arrives, before the head is complete). Bytes after the head (the
+ * returned length) are never looked at.
  */
 int wsn_http_parse_request(const char *buf, size_t len, size_t prev_len,
                            wsn_http_head_t *out);
 
-/* Parse a response head ("HTTP/1.1 101 Switching Protocols"). Same returns. */
+/* Parse a response head ("HTTP/1.1 101 Switching Protocols"). Same returns.
+ * Status is exactly 3 digits; the reason may be empty, with or without the
+ * space before it. */
 int wsn_http_parse_response(const char *buf, size_t len, size_t prev_len,
                             wsn_http_head_t *out);
 
 /* Case-insensitive header lookup; returns the first match or NULL. */
 const wsn_http_header_t *wsn_http_find(const wsn_http_head_t *h,
                                        const char *name);
+
+/*
+ * The next header named name after prev (a pointer into h->headers, or NULL
+ * to start from the first), or NULL. For headers that may repeat, which Node
+ * joins with ", " (e.g. Sec-WebSocket-Protocol, RFC 6455 section 11.3.4).
+ */
+const wsn_http_header_t *wsn_http_find_next(const wsn_http_head_t *h,
+                                            const char *name,
+                                            const wsn_http_header_t *prev);
 
 /* 1 if the comma-separated value list contains token (case-insensitive). */
 int wsn_http_has_token(const char *value, size_t len, const char *token);
