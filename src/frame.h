@@ -16,6 +16,10 @@
  * 2^53-1; message length (sum of fragments) above max_payload (if non-zero).
  * Close payload rules (length 1, code validity, UTF-8 reason) are checked by
  * wsn_frame_check_close(), called by the owner of the assembled payload.
+ * Like ws, the parser also rejects a close header announcing length 1
+ * (WSN_E_CONTROL_LENGTH, arg 1) before looking at the mask bit, so the error
+ * and its timing match ws exactly. For a control frame longer than 125 the
+ * arg is the 7-bit length field (126 or 127), as in ws.
  */
 #ifndef WSN_FRAME_H
 #define WSN_FRAME_H
@@ -56,6 +60,8 @@ typedef struct {
   uint8_t in_message;    /* a fragmented data message is in progress */
   uint8_t is_server;     /* 1: frames must be masked; 0: must not be */
   uint8_t rsv1_allowed;  /* permessage-deflate negotiated */
+  int8_t error;          /* after ERROR: the WSN_E_* id, repeated forever */
+  uint32_t error_arg;    /* after ERROR: its argument */
 } wsn_frame_parser_t;
 
 void wsn_frame_parser_init(wsn_frame_parser_t *p, int is_server,
