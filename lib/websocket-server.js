@@ -236,7 +236,7 @@ class WebSocketServer extends EventEmitter {
     ];
     if (protocol) headers.push(`Sec-WebSocket-Protocol: ${protocol}`);
     this.emit('headers', headers, req);
-    binding.accept(connId, '', headers.concat('\r\n').join('\r\n'));
+    binding.accept(connId, headers.concat('\r\n').join('\r\n'));
     this._completeUpgrade(connId, protocol, info, req);
   }
 

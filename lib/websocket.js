@@ -83,6 +83,8 @@ class WebSocket extends EventEmitter {
     this._bufferedAmount = 0; // bytes "sent" with no socket (ws semantics)
     this._callbacks = []; // [endOffset, cb], in order
     this._firstFragment = true;
+    this._fragments = null; // frames of a message being received
+    this._turnBase = -1; // _sent when this JS turn started sending
     this._handshakeTimer = null;
     this._isServer = address === null;
     this._autoPong = true;
@@ -120,7 +122,12 @@ class WebSocket extends EventEmitter {
       const written = binding.written(this._id);
       if (written > this._written) this._written = written;
     }
-    return this._sent - this._written + this._bufferedAmount;
+    // As with a Node socket's writableLength, bytes sent during the current
+    // JS turn count as buffered until the turn ends, even if the I/O thread
+    // has already written them.
+    const acked = this._turnBase >= 0
+      ? Math.min(this._written, this._turnBase) : this._written;
+    return this._sent - acked + this._bufferedAmount;
   }
 
   get extensions() {
@@ -315,6 +322,7 @@ class WebSocket extends EventEmitter {
 
   /** @private */
   _queue(data, opcode, flags, cb) {
+    if (this._turnBase < 0) markTurn(this);
     if (cb) flags |= C.SEND_ACK;
     this._sent += binding.send(this._id, data, opcode, flags);
     if (cb) this._callbacks.push([this._sent, cb]);
@@ -345,15 +353,30 @@ class WebSocket extends EventEmitter {
       return;
     }
     switch (type) {
-      case C.EV_MESSAGE:
+      case C.EV_MESSAGE: {
         if (this._readyState !== WebSocket.OPEN &&
             this._readyState !== WebSocket.CLOSING) return;
-        if (a & C.MSG_BINARY) {
-          this.emit('message', convertBinary(payload, this._binaryType), true);
+        // Each frame of a fragmented message arrives on its own, as ws
+        // keeps them ('fragments'); empty frames add nothing, as in ws.
+        if (a & C.MSG_MORE) {
+          if (this._fragments === null) this._fragments = [];
+          if (payload.length) this._fragments.push(payload);
+          return;
+        }
+        let fragments = this._fragments;
+        if (fragments !== null) {
+          this._fragments = null;
+          if (payload.length) fragments.push(payload);
         } else {
-          this.emit('message', payload, false);
+          fragments = payload.length ? [payload] : [];
+        }
+        if (a & C.MSG_BINARY) {
+          this.emit('message', convertBinary(fragments, this._binaryType), true);
+        } else {
+          this.emit('message', concat(fragments), false);
         }
         return;
+      }
       case C.EV_PING:
         // C already answered when autoPong is on (before this event, as ws).
         this.emit('ping', payload);
@@ -391,6 +414,8 @@ class WebSocket extends EventEmitter {
         return;
       case C.EV_CLOSED:
         this._nativeClosed = true;
+        // A failed handshake emits its own 'error' and 'close'.
+        if (this._aborted) return;
         if (this._pending) {
           // Deliver what was held before announcing the close.
           const pending = this._pending;
@@ -421,7 +446,7 @@ class WebSocket extends EventEmitter {
     while (i < cbs.length && cbs[i][0] <= this._written) i++;
     if (i === 0) return;
     const done = cbs.splice(0, i);
-    for (const [, cb] of done) cb();
+    for (const [, cb] of done) cb(null);
   }
 }
 
@@ -448,6 +473,20 @@ module.exports = WebSocket;
 /**
  * ws's error for a frame C rejected, from the table C exported.
  */
+// Sockets that sent during the current JS turn (see bufferedAmount).
+let turnSockets = [];
+
+function markTurn(websocket) {
+  websocket._turnBase = websocket._sent;
+  if (turnSockets.push(websocket) === 1) queueMicrotask(endTurn);
+}
+
+function endTurn() {
+  const sockets = turnSockets;
+  turnSockets = [];
+  for (const ws of sockets) ws._turnBase = -1;
+}
+
 function frameError(id, arg) {
   const e = C.errors[String(id | 0)];
   const message = e.message.replace('%u', String(arg));
@@ -458,11 +497,18 @@ function frameError(id, arg) {
   return err;
 }
 
-function convertBinary(buf, binaryType) {
+function concat(fragments) {
+  if (fragments.length === 1) return fragments[0];
+  if (fragments.length === 0) return EMPTY_BUFFER;
+  return Buffer.concat(fragments);
+}
+
+function convertBinary(fragments, binaryType) {
+  if (binaryType === 'fragments') return fragments;
+  const buf = concat(fragments);
   if (binaryType === 'arraybuffer') {
     return buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length);
   }
-  if (binaryType === 'fragments') return [buf];
   return buf;
 }
 

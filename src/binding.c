@@ -437,30 +437,11 @@ static napi_value resume_fn(napi_env env, napi_callback_info info) {
   return simple_cmd(env, info, WSN_CMD_RESUME);
 }
 
-/* accept(id, protocol, extraHeaderLines) / reject(id, response) */
-static napi_value accept_fn(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  CHECK(get_args(env, info, 3, argv) == 0 ? napi_ok : napi_generic_failure);
-  wsn_binding_t *b = get_binding(env);
-  if (!usable(env, b)) return NULL;
-  wsn_id_t id = get_id(env, argv[0]);
-  size_t pl = 0, el = 0;
-  char *proto = get_string(env, argv[1], &pl);
-  char *extra = get_string(env, argv[2], &el);
-  wsn_cmd_t *cmd = proto && extra ? wsn_cmd_new(WSN_CMD_ACCEPT, id, pl + el) : NULL;
-  if (cmd) {
-    memcpy(cmd->data, proto, pl);
-    memcpy(cmd->data + pl, extra, el);
-    cmd->arg = pl;
-    wsn_loop_push(&b->loop, cmd);
-  }
-  free(proto);
-  free(extra);
-  if (cmd == NULL) return throw_error(env, "ws-native: out of memory");
-  return undefined(env);
-}
-
-static napi_value reject_fn(napi_env env, napi_callback_info info) {
+/* accept(id, response) / reject(id, response): JS's answer to a handshake
+ * C handed over: the whole 101 (then frames), or an error response (then
+ * the socket closes). */
+static napi_value response_cmd(napi_env env, napi_callback_info info,
+                               uint32_t type) {
   napi_value argv[2];
   CHECK(get_args(env, info, 2, argv) == 0 ? napi_ok : napi_generic_failure);
   wsn_binding_t *b = get_binding(env);
@@ -468,7 +449,7 @@ static napi_value reject_fn(napi_env env, napi_callback_info info) {
   wsn_id_t id = get_id(env, argv[0]);
   size_t n = 0;
   char *resp = get_string(env, argv[1], &n);
-  wsn_cmd_t *cmd = resp ? wsn_cmd_new(WSN_CMD_REJECT, id, n) : NULL;
+  wsn_cmd_t *cmd = resp ? wsn_cmd_new(type, id, n) : NULL;
   if (cmd) {
     memcpy(cmd->data, resp, n);
     wsn_loop_push(&b->loop, cmd);
@@ -476,6 +457,14 @@ static napi_value reject_fn(napi_env env, napi_callback_info info) {
   free(resp);
   if (cmd == NULL) return throw_error(env, "ws-native: out of memory");
   return undefined(env);
+}
+
+static napi_value accept_fn(napi_env env, napi_callback_info info) {
+  return response_cmd(env, info, WSN_CMD_ACCEPT);
+}
+
+static napi_value reject_fn(napi_env env, napi_callback_info info) {
+  return response_cmd(env, info, WSN_CMD_REJECT);
 }
 
 /* ---- clients ----------------------------------------------------------- */
@@ -679,6 +668,7 @@ static napi_value make_constants(napi_env env) {
   set_number(env, c, "SLOT_BITS", WSN_SLOT_BITS);
   set_number(env, c, "MSG_BINARY", WSN_MSG_BINARY);
   set_number(env, c, "MSG_EXTERNAL", WSN_MSG_EXTERNAL);
+  set_number(env, c, "MSG_MORE", WSN_MSG_MORE);
   set_number(env, c, "SEND_FIN", SEND_FIN);
   set_number(env, c, "SEND_MASK", SEND_MASK);
   set_number(env, c, "SEND_ACK", SEND_ACK);

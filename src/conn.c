@@ -96,13 +96,14 @@ static void queue_frame(wsn_conn_t *c, int opcode, const uint8_t *payload,
   outbox_push(c, cmd);
 }
 
-/* Queues raw bytes (handshake responses and requests). */
+/* Queues raw handshake bytes (they do not count as written frame bytes). */
 static void queue_bytes(wsn_conn_t *c, const void *p, size_t len) {
   wsn_cmd_t *cmd = wsn_cmd_new(WSN_CMD_SEND, c->id, len);
   if (cmd == NULL) {
     wsn_conn_destroy(c);
     return;
   }
+  cmd->flags |= WSN_CMD_HANDSHAKE_BYTES;
   memcpy(cmd->data, p, len);
   outbox_push(c, cmd);
 }
@@ -146,10 +147,17 @@ static void protocol_error(wsn_conn_t *c, int err, uint32_t arg) {
   update_reading(c);
 }
 
-/* Posts a complete message. Large payloads leave as a malloc'd block that JS
- * wraps without copying; `steal` says p is c->msg's own memory. */
+/* Posts one data frame's payload: a whole message, or (flag WSN_MSG_MORE)
+ * a fragment that JS joins with the rest, as ws keeps each frame of a
+ * fragmented message apart (binaryType 'fragments'). Large payloads leave as
+ * a malloc'd block that JS wraps without copying; `steal` says p is c->msg's
+ * own memory. */
 static void post_message(wsn_conn_t *c, const uint8_t *p, size_t n,
-                         int binary, int steal) {
+                         uint32_t flags, int steal) {
+  if (n > UINT32_MAX) { /* only reachable with maxPayload 0 (no limit) */
+    protocol_error(c, WSN_E_MESSAGE_LENGTH, 0);
+    return;
+  }
   wsn_event_t *ev;
   if (n >= WSN_EXTERNAL_MIN) {
     uint8_t *block;
@@ -170,7 +178,7 @@ static void post_message(wsn_conn_t *c, const uint8_t *p, size_t n,
       return;
     }
     ev->len = (uint32_t)n;
-    ev->a = (binary ? WSN_MSG_BINARY : 0) | WSN_MSG_EXTERNAL;
+    ev->a = flags | WSN_MSG_EXTERNAL;
     ev->c = (uint64_t)(uintptr_t)block;
     /* Lengths above 4 GiB cannot be expressed in the record; maxPayload
      * must keep messages below that (checked when listening/connecting). */
@@ -180,7 +188,7 @@ static void post_message(wsn_conn_t *c, const uint8_t *p, size_t n,
       wsn_conn_destroy(c);
       return;
     }
-    ev->a = binary ? WSN_MSG_BINARY : 0;
+    ev->a = flags;
   }
   c->undelivered += n;
   if (c->undelivered > WSN_UNDELIVERED_MAX) {
@@ -306,10 +314,9 @@ static void process_frames(wsn_conn_t *c, uint8_t *buf, size_t len) {
           c->msg_opcode = ev.opcode;
           c->utf8 = WSN_UTF8_ACCEPT;
         }
-        /* A whole unfragmented message already in this read is posted
+        /* A frame whose whole payload is already in this read is posted
          * straight from the read buffer: one copy, into the batch. */
-        c->direct = ev.fin && ev.opcode != WSN_OP_CONT && c->msg.len == 0 &&
-                    ev.length <= len - off;
+        c->direct = c->msg.len == 0 && ev.length <= len - off;
         break;
       case WSN_FRAME_DATA: {
         const uint8_t *p = ev.data.base;
@@ -330,12 +337,9 @@ static void process_frames(wsn_conn_t *c, uint8_t *buf, size_t len) {
           return;
         }
         if (c->direct == 1 && c->parser.remaining == 0) {
-          if (text && !c->skip_utf8 && c->utf8 != WSN_UTF8_ACCEPT) {
-            protocol_error(c, WSN_E_INVALID_UTF8, 0);
-            return;
-          }
-          post_message(c, p, n, !text, 0);
-          c->direct = 2; /* posted */
+          c->direct = 2; /* posted at END, from this span */
+          c->direct_base = p;
+          c->direct_len = n;
           break;
         }
         c->direct = 0;
@@ -345,29 +349,28 @@ static void process_frames(wsn_conn_t *c, uint8_t *buf, size_t len) {
         }
         break;
       }
-      case WSN_FRAME_END:
+      case WSN_FRAME_END: {
         if (ev.opcode >= 8) {
           handle_control(c, ev.opcode);
           break;
         }
-        if (!ev.fin) break;
-        {
-          int text = c->msg_opcode == WSN_OP_TEXT;
-          if (c->direct == 2) {
-            c->direct = 0;
-            break;
-          }
-          c->direct = 0;
-          if (text && !c->skip_utf8 && c->utf8 != WSN_UTF8_ACCEPT) {
-            protocol_error(c, WSN_E_INVALID_UTF8, 0);
-            return;
-          }
-          post_message(c, c->msg.base, c->msg.len, !text, 1);
-          /* Keep a small buffer for the next message; give back big ones. */
+        int text = c->msg_opcode == WSN_OP_TEXT;
+        if (ev.fin && text && !c->skip_utf8 && c->utf8 != WSN_UTF8_ACCEPT) {
+          protocol_error(c, WSN_E_INVALID_UTF8, 0);
+          return;
+        }
+        uint32_t flags = (text ? 0 : WSN_MSG_BINARY) | (ev.fin ? 0 : WSN_MSG_MORE);
+        if (c->direct == 2) {
+          post_message(c, c->direct_base, c->direct_len, flags, 0);
+        } else {
+          post_message(c, c->msg.base, c->msg.len, flags, 1);
+          /* Keep a small buffer for the next frame; give back big ones. */
           if (c->msg.cap > 16384) wsn_buf_free(&c->msg);
           else c->msg.len = 0;
         }
+        c->direct = 0;
         break;
+      }
       case WSN_FRAME_ERROR:
         protocol_error(c, ev.error, ev.error_arg);
         return;
@@ -460,8 +463,7 @@ static void become_open(wsn_conn_t *c) {
   update_reading(c);
 }
 
-static void server_accept(wsn_conn_t *c, const char *proto, size_t proto_len,
-                          const char *extra, size_t extra_len) {
+static void server_accept(wsn_conn_t *c, const char *proto, size_t proto_len) {
   wsn_http_head_t *head = malloc(sizeof(*head));
   if (head == NULL) {
     wsn_conn_destroy(c);
@@ -475,11 +477,11 @@ static void server_accept(wsn_conn_t *c, const char *proto, size_t proto_len,
     wsn_conn_destroy(c);
     return;
   }
-  size_t cap = 256 + proto_len + extra_len;
+  size_t cap = 256 + proto_len;
   char *resp = malloc(cap);
   size_t n = resp ? wsn_handshake_response_101(resp, cap, key->value,
                                                key->value_len, proto, proto_len,
-                                               extra, extra_len)
+                                               NULL, 0)
                   : 0;
   free(head);
   if (n == 0) {
@@ -523,12 +525,16 @@ static void server_handshake(wsn_conn_t *c, const uint8_t *data, size_t n) {
   }
   c->hs_head_len = (uint32_t)r;
 
-  /* Node emits 'upgrade' only for "Connection: upgrade" plus an Upgrade
-   * header; anything else is a plain request, which ws answers 426. */
-  const wsn_http_header_t *conn_h = wsn_http_find(head, "connection");
+  /* Node emits 'upgrade' only for a non-empty Upgrade header plus an
+   * "upgrade" token in some Connection header; anything else is a plain
+   * request, which ws answers 426. */
   const wsn_http_header_t *upg_h = wsn_http_find(head, "upgrade");
-  if (upg_h == NULL || conn_h == NULL ||
-      !wsn_http_has_token(conn_h->value, conn_h->value_len, "upgrade")) {
+  int conn_upgrade = 0;
+  for (const wsn_http_header_t *h = wsn_http_find(head, "connection"); h;
+       h = wsn_http_find_next(head, "connection", h)) {
+    if (wsn_http_has_token(h->value, h->value_len, "upgrade")) conn_upgrade = 1;
+  }
+  if (upg_h == NULL || upg_h->value_len == 0 || !conn_upgrade) {
     free(head);
     static const char upgrade_required[] =
         "HTTP/1.1 426 Upgrade Required\r\nContent-Type: text/plain\r\n"
@@ -537,24 +543,34 @@ static void server_handshake(wsn_conn_t *c, const uint8_t *data, size_t n) {
     return;
   }
 
+  /* ws's order: method, Upgrade, key and version checks; then shouldHandle
+   * (the pathname must equal the server's path: a plain 400); then the
+   * subprotocol list. */
   wsn_handshake_request_t hr;
   wsn_handshake_check_request(head, &hr);
-  if (hr.status != 0) {
+  wsn_server_t *srv = c->server;
+  int path_ok = 1;
+  if (srv->path != NULL) {
+    size_t plen = 0;
+    while (plen < head->path_len && head->path[plen] != '?') plen++;
+    path_ok = plen == srv->path_len && memcmp(head->path, srv->path, plen) == 0;
+  }
+  int protocol_error_only =
+      hr.status != 0 && strcmp(hr.message, "Invalid Sec-WebSocket-Protocol header") == 0;
+  if (hr.status != 0 && !protocol_error_only) {
     free(head);
     reject_status(c, hr.status, hr.message, hr.extra_header);
     return;
   }
-
-  /* ws's shouldHandle: the pathname must equal the server's path. */
-  wsn_server_t *srv = c->server;
-  if (srv->path != NULL) {
-    size_t plen = 0;
-    while (plen < head->path_len && head->path[plen] != '?') plen++;
-    if (plen != srv->path_len || memcmp(head->path, srv->path, plen) != 0) {
-      free(head);
-      reject_status(c, 400, NULL, NULL);
-      return;
-    }
+  if (!path_ok) {
+    free(head);
+    reject_status(c, 400, NULL, NULL);
+    return;
+  }
+  if (hr.status != 0) {
+    free(head);
+    reject_status(c, hr.status, hr.message, hr.extra_header);
+    return;
   }
 
   if (srv->flags & WSN_SERVER_NEEDS_JS) {
@@ -578,7 +594,7 @@ static void server_handshake(wsn_conn_t *c, const uint8_t *data, size_t n) {
     wsn_conn_destroy(c);
     return;
   }
-  server_accept(c, proto, proto_len, NULL, 0);
+  server_accept(c, proto, proto_len);
 }
 
 static void client_handshake(wsn_conn_t *c, const uint8_t *data, size_t n) {
@@ -807,6 +823,7 @@ void wsn_conn_connect(wsn_loop_t *l, wsn_cmd_t *cmd) {
   cmd->off = sizeof(*a) + a->host_len + a->key_len;
   cmd->len = a->request_len;
   cmd->type = WSN_CMD_SEND;
+  cmd->flags |= WSN_CMD_HANDSHAKE_BYTES;
   cmd->next = NULL;
   c->out_head = c->out_tail = cmd;
 
@@ -850,17 +867,19 @@ void wsn_conn_connect(wsn_loop_t *l, wsn_cmd_t *cmd) {
 
 /* ---- writing ---------------------------------------------------------- */
 
-/* Drops `bytes` written bytes from the front of the outbox. */
+/* Drops `bytes` written bytes from the front of the outbox. Only frame
+ * bytes count towards `written` (JS's bufferedAmount knows no handshake). */
 static void consume(wsn_conn_t *c, size_t bytes) {
-  c->written += bytes;
   while (bytes > 0 && c->out_head) {
     wsn_cmd_t *cmd = c->out_head;
     size_t left = cmd->len - c->out_off;
-    if (bytes < left) {
-      c->out_off += bytes;
+    size_t take = bytes < left ? bytes : left;
+    if (!(cmd->flags & WSN_CMD_HANDSHAKE_BYTES)) c->written += take;
+    bytes -= take;
+    if (take < left) {
+      c->out_off += take;
       break;
     }
-    bytes -= left;
     c->out_off = 0;
     if (cmd->flags & WSN_SEND_WANT_ACK) c->want_ack = 1;
     c->out_head = cmd->next;
@@ -1019,12 +1038,12 @@ void wsn_conn_command(wsn_conn_t *c, wsn_cmd_t *cmd) {
       update_reading(c);
       return;
     case WSN_CMD_ACCEPT:
+      /* JS built the whole 101 response (its 'headers' listeners saw it). */
       if (c->state == WSN_CS_WAIT_JS) {
-        size_t proto_len = (size_t)cmd->arg;
-        if (proto_len > cmd->len) proto_len = cmd->len;
-        const char *p = (const char *)cmd->data;
-        server_accept(c, proto_len ? p : NULL, proto_len, p + proto_len,
-                      cmd->len - proto_len);
+        cmd->flags |= WSN_CMD_HANDSHAKE_BYTES;
+        outbox_push(c, cmd);
+        become_open(c);
+        return;
       }
       free(cmd);
       return;

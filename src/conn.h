@@ -85,6 +85,8 @@ struct wsn_conn_s {
   uint8_t announced;         /* JS knows this id (post CLOSED for it) */
   uint8_t handle_closed;     /* on_close ran; a pending lookup frees c */
   uint8_t reconnecting;      /* closing the handle to try the next address */
+  const uint8_t *direct_base; /* frame payload in the current read */
+  size_t direct_len;
 };
 
 /* Client handshake result besides handshake.h's: unparsable response. */

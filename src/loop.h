@@ -34,6 +34,7 @@ typedef enum {
 
 /* Flags of SEND/CLOSE commands. */
 #define WSN_SEND_WANT_ACK 1u /* report WRITTEN once these bytes are out */
+#define WSN_CMD_HANDSHAKE_BYTES 2u /* HTTP bytes: not counted as written */
 
 typedef struct wsn_cmd_s {
   struct wsn_cmd_s *next;
@@ -95,6 +96,7 @@ typedef enum {
 
 #define WSN_MSG_BINARY 1u
 #define WSN_MSG_EXTERNAL 2u /* payload is a malloc'd block: c=pointer */
+#define WSN_MSG_MORE 4u     /* a fragment: more frames of this message follow */
 
 /* One event record; payload bytes follow, padded to 8. 32 bytes. */
 typedef struct {
