@@ -1,0 +1,544 @@
+#!/usr/bin/env node
+'use strict';
+
+// Benchmark driver: `npm run bench` (= node bench/run.js).
+//
+// For each scenario it runs every implementation in turn, INTERLEAVED
+// (ws, ws-native thread, ws-native main, then again, ...), so slow drift on a
+// shared machine (other jobs, thermal, page cache) hits every column alike
+// instead of whichever ran last. Each cell is the median of the repetitions.
+// The server is pinned to CPU 0 and the load generator to CPU 1 so they do
+// not compete for a core. Every measurement gets a fresh server process.
+//
+// Options:
+//   --quick            short durations and one repetition (smoke run, < 1 min)
+//   --only S2[,S3]     run only these scenarios
+//   --impl a,b         columns: ws, native-thread, native-main ("native" = both)
+//   --reps N           repetitions (default 3; --quick: 1)
+//   --no-pin           do not pin processes to CPUs
+// Prints the table on stdout (progress on stderr) and writes bench/results.md.
+
+const { spawn, spawnSync } = require('child_process');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const readline = require('readline');
+
+const BENCH = __dirname;
+const WSLOAD = path.join(BENCH, 'build', 'wsload');
+const RESULTS = path.join(BENCH, 'results.md');
+
+const IMPLS = {
+  ws: { label: 'ws', script: 'ws.js', env: {} },
+  'native-thread': { label: 'ws-native (thread)', script: 'ws-native.js', env: { WS_NATIVE_LOOP: 'thread' } },
+  'native-main': { label: 'ws-native (main)', script: 'ws-native.js', env: { WS_NATIVE_LOOP: 'main' } }
+};
+
+// Durations in seconds: [warmup, measure]. The full run stays under ~4 min
+// with all three implementations (36 measurements).
+const FULL = { S1: [1, 3], S2: [1, 5], S3: [1, 3], idle: 10000 };
+const QUICK = { S1: [0.3, 1], S2: [0.5, 1.5], S3: [0.5, 1], idle: 10000 };
+
+const SCENARIOS = [
+  {
+    id: 'S1',
+    title: 'latency, 1 conn × 1 in flight, 32 B text',
+    load: (d) => ['-m', 'latency', '-c', '1', '-k', '1', '-s', '32', '-t', '-w', d.S1[0], '-d', d.S1[1]],
+    metrics: [
+      { key: 'p50_us', name: 'p50 µs (lower is better)', fmt: 1 },
+      { key: 'p99_us', name: 'p99 µs (lower is better)', fmt: 1 }
+    ]
+  },
+  {
+    id: 'S2',
+    title: 'throughput, 100 conns × 32 in flight, 32 B text',
+    load: (d) => ['-m', 'echo', '-c', '100', '-k', '32', '-s', '32', '-t', '-w', d.S2[0], '-d', d.S2[1]],
+    metrics: [{ key: 'msgs_per_s', name: 'msg/s (higher is better)', fmt: 0 }]
+  },
+  {
+    id: 'S3',
+    title: 'large, 10 conns × 1 in flight, 1 MiB binary',
+    load: (d) => ['-m', 'echo', '-c', '10', '-k', '1', '-s', '1m', '-b', '-w', d.S3[0], '-d', d.S3[1]],
+    metrics: [{ key: 'mb_per_s', name: 'MB/s (higher is better)', fmt: 1 }]
+  },
+  {
+    id: 'S4',
+    title: 'memory, 10,000 idle conns',
+    memory: true,
+    metrics: [{ key: 'bytes_per_conn', name: 'RSS bytes/conn (lower is better)', fmt: 0 }]
+  }
+];
+
+// ---- command line ---------------------------------------------------------
+
+function parseArgs(argv) {
+  const o = { quick: false, only: null, impls: Object.keys(IMPLS), reps: null, pin: true };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => {
+      if (a.includes('=')) return a.slice(a.indexOf('=') + 1);
+      if (i + 1 >= argv.length) usage(`${a} needs a value`);
+      return argv[++i];
+    };
+    const name = a.split('=')[0];
+    if (name === '--quick') o.quick = true;
+    else if (name === '--no-pin') o.pin = false;
+    else if (name === '--only') o.only = val().toUpperCase().split(',').filter(Boolean);
+    else if (name === '--reps') o.reps = Number(val());
+    else if (name === '--impl') {
+      o.impls = [];
+      for (const n of val().split(',').filter(Boolean)) {
+        const names = n === 'native' ? ['native-thread', 'native-main'] : [n];
+        for (const m of names) {
+          if (!IMPLS[m]) usage(`unknown implementation ${m} (ws, native-thread, native-main, native)`);
+          if (!o.impls.includes(m)) o.impls.push(m);
+        }
+      }
+      // Columns keep the canonical order whatever order was asked for.
+      o.impls = Object.keys(IMPLS).filter((k) => o.impls.includes(k));
+    } else if (name === '--help' || name === '-h') usage();
+    else usage(`unknown option ${a}`);
+  }
+  if (o.only) {
+    for (const s of o.only) if (!SCENARIOS.some((x) => x.id === s)) usage(`unknown scenario ${s} (S1-S4)`);
+  }
+  if (o.reps === null) o.reps = o.quick ? 1 : 3;
+  if (!Number.isInteger(o.reps) || o.reps < 1) usage('--reps must be a positive integer');
+  if (o.impls.length === 0) usage('--impl selects nothing');
+  return o;
+}
+
+function usage(err) {
+  const text =
+    'usage: node bench/run.js [--quick] [--only S1,S2,S3,S4] [--impl ws,native-thread,native-main|native]\n' +
+    '                         [--reps N] [--no-pin]\n';
+  if (err) {
+    process.stderr.write(`run.js: ${err}\n${text}`);
+    process.exit(1);
+  }
+  process.stdout.write(text);
+  process.exit(0);
+}
+
+// ---- processes ------------------------------------------------------------
+
+const children = new Set();
+function track(child) {
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  return child;
+}
+function killAll() {
+  for (const c of children) {
+    try {
+      c.kill('SIGKILL');
+    } catch {}
+  }
+}
+process.on('exit', killAll);
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    killAll();
+    process.exit(130);
+  });
+}
+
+let pinning = null; // null: no pinning; else { server: [...], load: [...] }
+
+function detectPinning(want) {
+  if (!want) return { pin: null, note: 'not pinned (--no-pin)' };
+  if (os.availableParallelism() < 2) return { pin: null, note: 'not pinned (fewer than 2 CPUs)' };
+  const ok = (cpu) => spawnSync('taskset', ['-c', cpu, 'true'], { stdio: 'ignore' }).status === 0;
+  if (!ok('0') || !ok('1')) return { pin: null, note: 'not pinned (taskset missing or CPUs 0/1 not allowed)' };
+  return { pin: { server: ['taskset', '-c', '0'], load: ['taskset', '-c', '1'] }, note: 'server pinned to CPU 0, wsload to CPU 1' };
+}
+
+function command(prefix, file, args) {
+  return prefix ? [prefix[0], [...prefix.slice(1), file, ...args]] : [file, args];
+}
+
+// The most telling line of a failed process's stderr: the first "...Error:"
+// line (e.g. "Error: Cannot find module ..."), else an assertion or fatal
+// error line (a native crash), else the first line that is not part of a
+// stack trace.
+function reasonFrom(stderr, fallback) {
+  const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  const r =
+    lines.find((l) => /^([A-Za-z]*Error\b|wsload:|server error:)/.test(l)) ||
+    lines.find((l) => /assert|fatal|panic|segmentation/i.test(l)) ||
+    lines.find((l) => !/^(-{3,}|\d+: |at |node:internal|\^|throw )/.test(l)) ||
+    fallback;
+  return r.length > 200 ? r.slice(0, 197) + '...' : r;
+}
+
+// A server process speaking the echo.js protocol: JSON lines on stdout.
+class Server {
+  constructor(impl, exposeGc) {
+    const nodeArgs = [...(exposeGc ? ['--expose-gc'] : []), path.join(BENCH, 'servers', IMPLS[impl].script)];
+    const [cmd, args] = command(pinning && pinning.server, process.execPath, nodeArgs);
+    this.proc = track(
+      spawn(cmd, args, { env: { ...process.env, ...IMPLS[impl].env }, stdio: ['pipe', 'pipe', 'pipe'] })
+    );
+    this.stderr = '';
+    this.exited = null;
+    this.waiters = [];
+    this.proc.stderr.on('data', (d) => {
+      if (this.stderr.length < 65536) this.stderr += d;
+    });
+    this.proc.stdin.on('error', () => {}); // EPIPE if it died
+    // 'close', not 'exit': it comes after stdout/stderr are drained, so the
+    // failure reason is complete.
+    this.proc.on('close', (code, signal) => {
+      this.exited = signal || code;
+      for (const w of this.waiters.splice(0)) w.reject(new Error(this.died()));
+    });
+    this.proc.on('error', (e) => {
+      this.stderr += `Error: ${e.message}\n`;
+    });
+    readline.createInterface({ input: this.proc.stdout }).on('line', (line) => {
+      let msg;
+      try {
+        msg = JSON.parse(line);
+      } catch {
+        return;
+      }
+      const i = this.waiters.findIndex((w) => w.key in msg);
+      if (i >= 0) this.waiters.splice(i, 1)[0].resolve(msg);
+    });
+  }
+
+  died() {
+    return `server exited (${this.exited}): ${reasonFrom(this.stderr, 'no error message')}`;
+  }
+
+  // Resolves with the next stdout message carrying `key`.
+  next(key, timeoutMs) {
+    if (this.exited !== null) return Promise.reject(new Error(this.died()));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((x) => x !== w);
+        reject(new Error(`server gave no "${key}" within ${timeoutMs / 1000} s`));
+      }, timeoutMs);
+      const w = {
+        key,
+        resolve: (m) => {
+          clearTimeout(timer);
+          resolve(m[key]);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        }
+      };
+      this.waiters.push(w);
+    });
+  }
+
+  async rss() {
+    const p = this.next('rss', 15000);
+    this.proc.stdin.write('rss\n');
+    return p;
+  }
+
+  // Stdin end is the polite stop; SIGKILL if it does not go within 3 s.
+  async stop() {
+    if (this.exited !== null) return;
+    const gone = new Promise((r) => this.proc.once('close', r));
+    this.proc.stdin.end();
+    const t = setTimeout(() => {
+      // Worth knowing: echo.js calls process.exit() on stdin end, so a hang
+      // here is the library blocking exit (e.g. an I/O thread never joined).
+      process.stderr.write('  warning: server did not exit within 3 s of stdin end; killed\n');
+      this.proc.kill('SIGKILL');
+    }, 3000);
+    await gone;
+    clearTimeout(t);
+  }
+}
+
+// Runs wsload to completion; resolves with its JSON result.
+function runLoad(args, timeoutMs) {
+  return new Promise((resolve, reject) => {
+    const [cmd, a] = command(pinning && pinning.load, WSLOAD, args);
+    const p = track(spawn(cmd, a, { stdio: ['ignore', 'pipe', 'pipe'] }));
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (err += d));
+    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.on('error', (e) => reject(new Error(`cannot run wsload: ${e.message}`)));
+    p.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code !== 0) {
+        reject(new Error(`wsload ${signal ? 'killed by ' + signal : 'exit ' + code}: ${reasonFrom(err, 'no error message')}`));
+        return;
+      }
+      const line = out.trim().split('\n').pop();
+      try {
+        resolve(JSON.parse(line));
+      } catch {
+        reject(new Error(`wsload printed no JSON result: ${line}`));
+      }
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---- measurements ----------------------------------------------------------
+
+// Throws { startup: true } when the server never came up, so the caller can
+// drop that implementation for the rest of the run.
+async function startServer(impl, exposeGc) {
+  const server = new Server(impl, exposeGc);
+  try {
+    const port = await server.next('port', 15000);
+    return { server, port };
+  } catch (e) {
+    await server.stop().catch(() => {});
+    const err = new Error(e.message);
+    err.startup = true;
+    throw err;
+  }
+}
+
+async function measureLoad(scn, impl, durations) {
+  const { server, port } = await startServer(impl, false);
+  try {
+    const args = scn.load(durations).map(String);
+    const secs = args.reduce((s, a, i) => (args[i - 1] === '-w' || args[i - 1] === '-d' ? s + Number(a) : s), 0);
+    let result;
+    try {
+      result = await runLoad(['-p', String(port), ...args], (secs + 60) * 1000);
+    } catch (e) {
+      // A crashed server makes wsload fail too; the server's reason is the
+      // one worth reporting.
+      await sleep(300);
+      if (server.exited !== null) throw new Error(`${server.died()} (during the run)`);
+      throw e;
+    }
+    if (server.exited !== null) throw new Error(`${server.died()} (during the run)`);
+    return result;
+  } finally {
+    await server.stop();
+  }
+}
+
+// S4: server RSS before and after N idle connections, each after gc().
+async function measureMemory(impl, n) {
+  const { server, port } = await startServer(impl, true);
+  let load = null;
+  try {
+    const before = await server.rss();
+    const [cmd, a] = command(pinning && pinning.load, WSLOAD, ['-m', 'idle', '-c', String(n), '-p', String(port)]);
+    load = track(spawn(cmd, a, { stdio: ['pipe', 'pipe', 'pipe'] }));
+    let err = '';
+    load.stderr.on('data', (d) => (err += d));
+    load.stdin.on('error', () => {});
+    const exited = new Promise((resolve) => load.on('close', (code, signal) => resolve({ code, signal })));
+    const established = await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`wsload: ${n} connections not established within 60 s`)), 60000);
+      readline.createInterface({ input: load.stdout }).once('line', (line) => {
+        clearTimeout(timer);
+        resolve(JSON.parse(line));
+      });
+      exited.then(({ code, signal }) => {
+        clearTimeout(timer);
+        reject(new Error(`wsload ${signal || 'exit ' + code}: ${reasonFrom(err, 'no error message')}`));
+      });
+    });
+    // Let the server finish whatever the last handshakes queued.
+    await sleep(500);
+    const after = await server.rss();
+    load.stdin.end('\n');
+    const { code, signal } = await exited;
+    if (code !== 0) throw new Error(`wsload ${signal || 'exit ' + code}: ${reasonFrom(err, 'no error message')}`);
+    return {
+      bytes_per_conn: (after - before) / n,
+      rss_before: before,
+      rss_after: after,
+      connect_s: established.connect_s
+    };
+  } finally {
+    if (load && load.exitCode === null) load.kill('SIGKILL');
+    await server.stop();
+  }
+}
+
+// ---- reporting --------------------------------------------------------------
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function fmt(v, digits) {
+  return v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+function buildTable(opts, results, failures) {
+  const natives = opts.impls.filter((i) => i !== 'ws');
+  const header = ['Scenario', 'Metric', ...opts.impls.map((i) => IMPLS[i].label)];
+  const ratioHeader =
+    natives.length === 0
+      ? null
+      : `ratio vs ws${natives.length > 1 ? ' (' + natives.map((i) => i.replace('native-', '')).join(' / ') + ')' : ''}`;
+  if (ratioHeader) header.push(ratioHeader);
+  const rows = [];
+  for (const scn of SCENARIOS) {
+    if (opts.only && !opts.only.includes(scn.id)) continue;
+    scn.metrics.forEach((m, mi) => {
+      const cell = (impl) => {
+        const vals = results[scn.id][impl].map((r) => r[m.key]).filter((v) => typeof v === 'number');
+        if (failures[scn.id][impl] || vals.length === 0) return null;
+        return median(vals);
+      };
+      const med = Object.fromEntries(opts.impls.map((i) => [i, cell(i)]));
+      const row = [mi === 0 ? `${scn.id} ${scn.title}` : '', m.name, ...opts.impls.map((i) => (med[i] === null ? 'n/a' : fmt(med[i], m.fmt)))];
+      if (ratioHeader) {
+        row.push(
+          natives
+            .map((i) => (med[i] === null || !med.ws ? 'n/a' : `${(med[i] / med.ws).toFixed(2)}×`))
+            .join(' / ')
+        );
+      }
+      rows.push(row);
+    });
+  }
+  return { header, rows };
+}
+
+function textTable({ header, rows }) {
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
+  const line = (cells) => cells.map((x, c) => (c < 2 ? x.padEnd(widths[c]) : x.padStart(widths[c]))).join('  ');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+function mdTable({ header, rows }) {
+  const esc = (s) => s.replace(/\|/g, '\\|');
+  return [
+    `| ${header.map(esc).join(' | ')} |`,
+    `|${header.map((_, c) => (c < 2 ? ' --- ' : ' ---: ')).join('|')}|`,
+    ...rows.map((r) => `| ${r.map(esc).join(' | ')} |`)
+  ].join('\n');
+}
+
+function failureNotes(opts, failures) {
+  const notes = [];
+  for (const impl of opts.impls) {
+    const seen = new Set();
+    for (const scn of SCENARIOS) {
+      const f = failures[scn.id] && failures[scn.id][impl];
+      if (!f || seen.has(f)) continue;
+      seen.add(f);
+      const ids = SCENARIOS.filter((s) => failures[s.id] && failures[s.id][impl] === f).map((s) => s.id);
+      notes.push(`${IMPLS[impl].label} n/a in ${ids.join(', ')}: ${f}`);
+    }
+  }
+  return notes;
+}
+
+function rawRuns(opts, results) {
+  const lines = [];
+  for (const scn of SCENARIOS) {
+    if (opts.only && !opts.only.includes(scn.id)) continue;
+    for (const m of scn.metrics) {
+      for (const impl of opts.impls) {
+        const vals = results[scn.id][impl].map((r) => r[m.key]).filter((v) => typeof v === 'number');
+        if (vals.length) lines.push(`- ${scn.id} ${m.key}, ${IMPLS[impl].label}: ${vals.map((v) => fmt(v, m.fmt)).join('; ')}`);
+      }
+    }
+  }
+  return lines;
+}
+
+// ---- main --------------------------------------------------------------------
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const durations = opts.quick ? QUICK : FULL;
+
+  // make is incremental: this rebuilds wsload only when wsload.c changed.
+  const mk = spawnSync('make', ['-s', '-C', BENCH], { stdio: ['ignore', 2, 2] });
+  if (mk.status !== 0) {
+    if (!fs.existsSync(WSLOAD)) {
+      process.stderr.write(`run.js: cannot build ${WSLOAD} (make -C bench ${mk.error ? mk.error.message : 'failed'})\n`);
+      process.exit(1);
+    }
+    process.stderr.write('run.js: make failed; using the existing build/wsload\n');
+  }
+
+  const pin = detectPinning(opts.pin);
+  pinning = pin.pin;
+  const started = Date.now();
+  process.stderr.write(
+    `bench: ${opts.impls.join(', ')}; ${opts.reps} repetition(s)${opts.quick ? ', quick' : ''}; ${pin.note}\n`
+  );
+
+  const results = {};
+  const failures = {};
+  const unavailable = {}; // impl -> reason its server never started
+  for (const scn of SCENARIOS) {
+    if (opts.only && !opts.only.includes(scn.id)) continue;
+    results[scn.id] = Object.fromEntries(opts.impls.map((i) => [i, []]));
+    failures[scn.id] = {};
+    for (let rep = 1; rep <= opts.reps; rep++) {
+      for (const impl of opts.impls) {
+        if (unavailable[impl]) {
+          failures[scn.id][impl] = unavailable[impl];
+          continue;
+        }
+        if (failures[scn.id][impl]) continue;
+        const tag = `${scn.id} ${IMPLS[impl].label} #${rep}`;
+        try {
+          const r = scn.memory ? await measureMemory(impl, durations.idle) : await measureLoad(scn, impl, durations);
+          results[scn.id][impl].push(r);
+          process.stderr.write(
+            `  ${tag}: ${scn.metrics.map((m) => `${m.key}=${typeof r[m.key] === 'number' ? fmt(r[m.key], m.fmt) : 'n/a'}`).join(' ')}\n`
+          );
+        } catch (e) {
+          failures[scn.id][impl] = e.message;
+          if (e.startup) unavailable[impl] = e.message;
+          process.stderr.write(`  ${tag}: FAILED: ${e.message}\n`);
+        }
+      }
+    }
+  }
+
+  const table = buildTable(opts, results, failures);
+  const notes = failureNotes(opts, failures);
+  const elapsed = ((Date.now() - started) / 1000).toFixed(0);
+  process.stdout.write('\n' + textTable(table) + '\n');
+  if (notes.length) process.stdout.write('\n' + notes.join('\n') + '\n');
+  process.stdout.write(`\n(${elapsed} s; ratios are ws-native / ws; written to ${path.relative(process.cwd(), RESULTS)})\n`);
+
+  const cpu = (os.cpus()[0] || {}).model || 'unknown CPU';
+  const md = [
+    '# ws-native benchmark results',
+    '',
+    `\`node bench/run.js${process.argv.length > 2 ? ' ' + process.argv.slice(2).join(' ') : ''}\` on ` +
+      `${new Date().toISOString().slice(0, 10)}: Node ${process.version}, ${cpu.trim()}, ` +
+      `${os.availableParallelism()} CPUs, Linux ${os.release()}; ${pin.note}; ` +
+      `median of ${opts.reps} interleaved run(s). Ratios are ws-native / ws. See README.md for the scenarios.`,
+    '',
+    mdTable(table),
+    ...(notes.length ? ['', ...notes.map((n) => `- ${n}`)] : []),
+    '',
+    'Individual runs:',
+    '',
+    ...rawRuns(opts, results),
+    ''
+  ].join('\n');
+  fs.writeFileSync(RESULTS, md);
+
+  // Non-zero only when nothing at all could be measured.
+  const any = Object.values(results).some((byImpl) => Object.values(byImpl).some((rs) => rs.length));
+  process.exitCode = any ? 0 : 1;
+}
+
+main().catch((e) => {
+  process.stderr.write(`run.js: ${e.stack || e}\n`);
+  killAll();
+  process.exit(1);
+});
