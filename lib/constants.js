@@ -1,9 +1,14 @@
 'use strict';
 
-// Names and defaults shared by the JS layer, as ws 8 defines them. Blob
-// binary type is not supported yet (see README), so it is not listed.
+// Names and defaults shared by the JS layer, as ws 8 defines them.
+const BINARY_TYPES = ['nodebuffer', 'arraybuffer', 'fragments'];
+const hasBlob = typeof Blob !== 'undefined';
+
+if (hasBlob) BINARY_TYPES.push('blob');
+
 module.exports = {
-  BINARY_TYPES: ['nodebuffer', 'arraybuffer', 'fragments'],
+  BINARY_TYPES,
+  hasBlob,
   CLOSE_TIMEOUT: 30000,
   EMPTY_BUFFER: Buffer.alloc(0),
   GUID: '258EAFA5-E914-47DA-95CA-C5AB0DC85B11',

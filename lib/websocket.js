@@ -14,6 +14,7 @@ const {
   BINARY_TYPES,
   CLOSE_TIMEOUT,
   EMPTY_BUFFER,
+  hasBlob,
   kStatusCode
 } = require('./constants');
 const { EventTarget, defineEventHandlerAttributes } = require('./event-target');
@@ -37,12 +38,28 @@ function isValidStatusCode(code) {
 }
 
 /**
- * Normalises data for the binding: strings and byte views pass through;
- * anything else becomes a Buffer as ws's toBuffer does.
+ * ws's isBlob (validation.js): a Blob or File, by its shape.
+ */
+function isBlob(value) {
+  return (
+    hasBlob &&
+    typeof value === 'object' &&
+    value !== null &&
+    typeof value.arrayBuffer === 'function' &&
+    typeof value.type === 'string' &&
+    typeof value.stream === 'function' &&
+    (value[Symbol.toStringTag] === 'Blob' ||
+      value[Symbol.toStringTag] === 'File')
+  );
+}
+
+/**
+ * Normalises data for the binding: strings, byte views and Blobs pass
+ * through; anything else becomes a Buffer as ws's toBuffer does.
  */
 function toSendable(data) {
   if (typeof data === 'string' || ArrayBuffer.isView(data) ||
-      data instanceof ArrayBuffer) {
+      data instanceof ArrayBuffer || isBlob(data)) {
     return data;
   }
   return Buffer.from(data);
@@ -50,7 +67,7 @@ function toSendable(data) {
 
 function byteLengthOf(data) {
   if (typeof data === 'string') return Buffer.byteLength(data);
-  if (data instanceof ArrayBuffer) return data.byteLength;
+  if (isBlob(data)) return data.size;
   return data.byteLength;
 }
 
@@ -85,6 +102,8 @@ class WebSocket extends EventEmitter {
     this._firstFragment = true;
     this._fragments = null; // frames of a message being received
     this._turnBase = -1; // _sent when this JS turn started sending
+    this._blocked = null; // frames waiting behind a Blob being read
+    this._blobBytes = 0; // size of Blobs being read
     this._handshakeTimer = null;
     this._isServer = address === null;
     this._autoPong = true;
@@ -127,7 +146,7 @@ class WebSocket extends EventEmitter {
     // has already written them.
     const acked = this._turnBase >= 0
       ? Math.min(this._written, this._turnBase) : this._written;
-    return this._sent - acked + this._bufferedAmount;
+    return this._sent - acked + this._bufferedAmount + this._blobBytes;
   }
 
   get extensions() {
@@ -209,9 +228,6 @@ class WebSocket extends EventEmitter {
       }
       return;
     }
-    this._readyState = WebSocket.CLOSING;
-    // Validation after the state change, exactly as ws (sender.close throws
-    // from inside ws.close after readyState became CLOSING).
     let reason = null;
     if (code === undefined) {
       code = -1;
@@ -223,10 +239,22 @@ class WebSocket extends EventEmitter {
         throw new RangeError('The message must not be greater than 123 bytes');
       }
     }
+    this._readyState = WebSocket.CLOSING;
+    this._sendClose(code, reason);
+    setCloseTimer(this);
+  }
+
+  /** @private */
+  _sendClose(code, reason) {
+    if (this._blocked !== null) {
+      // A Blob is being read: the close frame goes after it, as in ws.
+      this._blocked.push(() => this._sendClose(code, reason));
+      return;
+    }
+    if (this._nativeClosed) return;
     this._sent += binding.close(this._id, code, reason,
       this._isServer ? 0 : C.SEND_MASK);
     this._closeFrameSent = true;
-    setCloseTimer(this);
   }
 
   pause() {
@@ -322,10 +350,52 @@ class WebSocket extends EventEmitter {
 
   /** @private */
   _queue(data, opcode, flags, cb) {
+    if (this._blocked !== null) {
+      this._blocked.push(() => this._queue(data, opcode, flags, cb));
+      return;
+    }
+    if (isBlob(data)) {
+      this._sendBlob(data, opcode, flags, cb);
+      return;
+    }
     if (this._turnBase < 0) markTurn(this);
     if (cb) flags |= C.SEND_ACK;
     this._sent += binding.send(this._id, data, opcode, flags);
     if (cb) this._callbacks.push([this._sent, cb]);
+  }
+
+  /**
+   * Reads a Blob, then sends it; frames queued meanwhile wait behind it so
+   * order is kept (ws's Sender does the same).
+   *
+   * @private
+   */
+  _sendBlob(blob, opcode, flags, cb) {
+    this._blocked = [];
+    this._blobBytes += blob.size;
+    const finish = (send) => {
+      this._blobBytes -= blob.size;
+      const queued = this._blocked;
+      this._blocked = null;
+      send();
+      // Each queued item may block again behind another Blob; later items
+      // then queue behind it, in order.
+      for (const run of queued) run();
+    };
+    blob.arrayBuffer().then((arrayBuffer) => {
+      finish(() => {
+        if (this._nativeClosed) {
+          const err = new Error('The socket was closed while the blob was being read');
+          if (cb) process.nextTick(cb, err);
+          return;
+        }
+        this._queue(Buffer.from(arrayBuffer), opcode, flags, cb);
+      });
+    }, (err) => {
+      finish(() => {
+        if (cb) process.nextTick(cb, err);
+      });
+    });
   }
 
   terminate() {
@@ -505,6 +575,7 @@ function concat(fragments) {
 
 function convertBinary(fragments, binaryType) {
   if (binaryType === 'fragments') return fragments;
+  if (binaryType === 'blob') return new Blob(fragments);
   const buf = concat(fragments);
   if (binaryType === 'arraybuffer') {
     return buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length);
@@ -522,8 +593,7 @@ function setCloseTimer(websocket) {
 
 function sendAfterClose(websocket, data, cb) {
   if (data) {
-    const length = typeof data === 'string' ? Buffer.byteLength(data)
-      : byteLengthOf(toSendable(data));
+    const length = byteLengthOf(toSendable(data));
     if (websocket._id !== 0) websocket._sent += length;
     else websocket._bufferedAmount += length;
   }
