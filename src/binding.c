@@ -334,13 +334,14 @@ static napi_value shutdown_fn(napi_env env, napi_callback_info info) {
 }
 
 /* ref()/unref(): JS's count of live servers and sockets went 0->1 / 1->0.
- * Thread mode refs the tsfn; main-loop mode refs the wake handle, which is
- * what keeps Node's loop running while a command is on its way. */
+ * Thread mode refs the tsfn; main-loop mode refs the prepare handle, which
+ * keeps Node's loop running (and draining commands) while anything is open
+ * without making it spin. */
 static napi_value ref_fn(napi_env env, napi_callback_info info) {
   (void)info;
   wsn_binding_t *b = get_binding(env);
   if (!b->started || b->stopped || b->live++ != 0) return undefined(env);
-  if (b->main_mode) uv_ref((uv_handle_t *)&b->loop.wake);
+  if (b->main_mode) uv_ref((uv_handle_t *)&b->loop.prepare);
   else napi_ref_threadsafe_function(env, b->tsfn);
   return undefined(env);
 }
@@ -350,7 +351,7 @@ static napi_value unref_fn(napi_env env, napi_callback_info info) {
   wsn_binding_t *b = get_binding(env);
   if (!b->started || b->stopped || b->live == 0 || --b->live != 0)
     return undefined(env);
-  if (b->main_mode) uv_unref((uv_handle_t *)&b->loop.wake);
+  if (b->main_mode) uv_unref((uv_handle_t *)&b->loop.prepare);
   else napi_unref_threadsafe_function(env, b->tsfn);
   return undefined(env);
 }

@@ -288,8 +288,18 @@ static void listen_cmd(wsn_loop_t *l, wsn_cmd_t *cmd) {
 
 /* ---- commands ---------------------------------------------------------- */
 
+static void run_command(wsn_loop_t *l, wsn_cmd_t *cmd);
+
 void wsn_loop_push(wsn_loop_t *l, wsn_cmd_t *cmd) {
   cmd->next = NULL;
+  if (!l->threaded && !l->stopping) {
+    /* Main-loop mode: the caller is on the loop's own thread and never
+     * inside a connection callback (JS runs only from publish), so the
+     * command applies at once, as Node's own calls do: a closed server
+     * refuses the very next connection, and no queue is needed. */
+    run_command(l, cmd);
+    return;
+  }
   uv_mutex_lock(&l->cmd_mu);
   int was_empty = l->cmd_head == NULL;
   if (l->cmd_tail) l->cmd_tail->next = cmd;
@@ -368,15 +378,17 @@ static void on_prepare(uv_prepare_t *h) {
   wsn_loop_t *l = h->data;
   flush_dirty(l);
   publish(l);
+  /* Main-loop mode: what the dispatcher sent leaves before poll blocks. */
+  if (!l->threaded) flush_dirty(l);
 }
 
 static void on_check(uv_check_t *h) {
   wsn_loop_t *l = h->data;
-  /* Main-loop mode: JS code that ran in this iteration may have queued
-   * commands after the async fired; apply them before writing. */
-  if (!l->threaded) drain_commands(l);
   flush_dirty(l);
   publish(l);
+  /* Main-loop mode: publish() ran the JS dispatcher synchronously; what
+   * its listeners sent (an echo, say) leaves in this same iteration. */
+  if (!l->threaded) flush_dirty(l);
 }
 
 /* ---- start and stop ---------------------------------------------------- */
