@@ -494,23 +494,37 @@ static void server_accept(wsn_conn_t *c, const char *proto, size_t proto_len) {
   if (c->state != WSN_CS_CLOSING_HANDLE) become_open(c);
 }
 
-static void server_handshake(wsn_conn_t *c, const uint8_t *data, size_t n) {
+/* Appends a read to the handshake bytes and parses the head so far with
+ * `parse`. Returns the parsed head (malloc'd: the caller frees it) and the
+ * parser's result in *r, or NULL when there is nothing to act on yet (the
+ * head is incomplete, or the connection was destroyed for lack of memory). */
+static wsn_http_head_t *read_head(wsn_conn_t *c, const uint8_t *data, size_t n,
+                                  int (*parse)(const char *, size_t, size_t,
+                                               wsn_http_head_t *),
+                                  int *r) {
   size_t prev = c->hs.len;
   if (wsn_buf_append(&c->hs, data, n) != 0) {
     wsn_conn_destroy(c);
-    return;
+    return NULL;
   }
   /* The head is large (128 headers): keep it off the small stacks. */
   wsn_http_head_t *head = malloc(sizeof(*head));
   if (head == NULL) {
     wsn_conn_destroy(c);
-    return;
+    return NULL;
   }
-  int r = wsn_http_parse_request((const char *)c->hs.base, c->hs.len, prev, head);
-  if (r == WSN_HTTP_INCOMPLETE) {
+  *r = parse((const char *)c->hs.base, c->hs.len, prev, head);
+  if (*r == WSN_HTTP_INCOMPLETE) {
     free(head);
-    return;
+    return NULL;
   }
+  return head;
+}
+
+static void server_handshake(wsn_conn_t *c, const uint8_t *data, size_t n) {
+  int r;
+  wsn_http_head_t *head = read_head(c, data, n, wsn_http_parse_request, &r);
+  if (head == NULL) return;
   if (r < 0) {
     free(head);
     /* What Node's http server answers a request it cannot parse. */
@@ -598,21 +612,9 @@ static void server_handshake(wsn_conn_t *c, const uint8_t *data, size_t n) {
 }
 
 static void client_handshake(wsn_conn_t *c, const uint8_t *data, size_t n) {
-  size_t prev = c->hs.len;
-  if (wsn_buf_append(&c->hs, data, n) != 0) {
-    wsn_conn_destroy(c);
-    return;
-  }
-  wsn_http_head_t *head = malloc(sizeof(*head));
-  if (head == NULL) {
-    wsn_conn_destroy(c);
-    return;
-  }
-  int r = wsn_http_parse_response((const char *)c->hs.base, c->hs.len, prev, head);
-  if (r == WSN_HTTP_INCOMPLETE) {
-    free(head);
-    return;
-  }
+  int r;
+  wsn_http_head_t *head = read_head(c, data, n, wsn_http_parse_response, &r);
+  if (head == NULL) return;
   uint32_t result;
   size_t head_len;
   if (r < 0) {
