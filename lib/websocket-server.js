@@ -1,9 +1,13 @@
 'use strict';
 
-// WebSocketServer with ws 8's surface for servers on their own port. The
-// listening socket, the HTTP upgrade and every connection live in C; JS is
-// consulted during a handshake only when a hook needs it (handleProtocols,
-// a 'headers' listener).
+// WebSocketServer with ws 8's surface. Three ways to get connections, as in
+// ws:
+// - `{ port }`: the listening socket, the HTTP upgrade and every connection
+//   live in C; JS is consulted during a handshake only when a hook needs it
+//   (verifyClient, handleProtocols, a 'headers' listener).
+// - `{ server }` and `{ noServer }` + handleUpgrade(): Node's http(s)
+//   server parses the request, JS checks and answers it exactly as ws does,
+//   then the socket moves to the I/O loop (lib/adopt.js).
 
 const EventEmitter = require('events');
 const http = require('http');
@@ -13,11 +17,18 @@ const util = require('util');
 const { binding, C, ensureStarted, register, unregister, retain, release } =
   require('./native');
 const { GUID, CLOSE_TIMEOUT } = require('./constants');
+const { adoptSocket } = require('./adopt');
 const WebSocket = require('./websocket');
 
 const RUNNING = 0;
 const CLOSING = 1;
 const CLOSED = 2;
+
+const keyRegex = /^[+/0-9A-Za-z]{22}==$/;
+// RFC 7230 tokens separated by commas with optional whitespace around them.
+const subprotocolsRegex =
+  /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:[ \t]*,[ \t]*[!#$%&'*+\-.^_`|~0-9A-Za-z]+)*$/;
+const kWebSocket = Symbol('ws-native-websocket');
 
 class WebSocketServer extends EventEmitter {
   /**
@@ -29,7 +40,10 @@ class WebSocketServer extends EventEmitter {
     options = {
       allowSynchronousEvents: true,
       autoPong: true,
+      maxBufferedChunks: 256 * 1024,
+      maxFragments: 16 * 1024,
       maxPayload: 100 * 1024 * 1024,
+      maxPendingAutoPongs: 60,
       skipUTF8Validation: false,
       perMessageDeflate: false,
       handleProtocols: null,
@@ -56,15 +70,6 @@ class WebSocketServer extends EventEmitter {
           'must be specified'
       );
     }
-    if (options.server || options.noServer) {
-      throw new Error(
-        'ws-native: the "server" and "noServer" options are not supported ' +
-          'yet (see README)'
-      );
-    }
-    if (options.verifyClient) {
-      throw new Error('ws-native: verifyClient is not supported yet (see README)');
-    }
     if (options.perMessageDeflate) {
       throw new Error(
         'ws-native: perMessageDeflate is not supported yet (see README)'
@@ -78,9 +83,32 @@ class WebSocketServer extends EventEmitter {
     this.options = options;
     this._state = RUNNING;
     this._address = null;
-    this._closedNative = false;
+    this._id = 0;
+    this._server = null;
+    this._removeListeners = null;
 
     ensureStarted();
+    if (options.port != null) {
+      this._listen(options, callback);
+    } else if (options.server) {
+      this._server = options.server;
+      const emitConnection = this.emit.bind(this, 'connection');
+      this._removeListeners = addListeners(this._server, {
+        listening: this.emit.bind(this, 'listening'),
+        error: this.emit.bind(this, 'error'),
+        upgrade: (req, socket, head) => {
+          this.handleUpgrade(req, socket, head, emitConnection);
+        }
+      });
+    }
+  }
+
+  /**
+   * `{ port }`: a listening socket of our own, in C.
+   *
+   * @private
+   */
+  _listen(options, callback) {
     const port = Number(options.port);
     if (!Number.isInteger(port) || port < 0 || port > 65535) {
       throw new RangeError(
@@ -111,8 +139,8 @@ class WebSocketServer extends EventEmitter {
   /** @private */
   _flags() {
     let flags = 0;
-    if (this.options.handleProtocols || this._headersHook ||
-        this.listenerCount('headers') > 0) {
+    if (this.options.handleProtocols || this.options.verifyClient ||
+        this._headersHook || this.listenerCount('headers') > 0) {
       flags |= C.SERVER_NEEDS_JS;
     }
     if (!this.options.autoPong) flags |= C.SERVER_NO_AUTO_PONG;
@@ -123,6 +151,9 @@ class WebSocketServer extends EventEmitter {
   address() {
     if (this.options.noServer) {
       throw new Error('The server is operating in "noServer" mode');
+    }
+    if (this.options.server) {
+      return this._server ? this._server.address() : null;
     }
     return this._address;
   }
@@ -140,6 +171,21 @@ class WebSocketServer extends EventEmitter {
     if (cb) this.once('close', cb);
     if (this._state === CLOSING) return;
     this._state = CLOSING;
+
+    if (this.options.noServer || this.options.server) {
+      // ws 8: the user's server stays up; 'close' once our clients are gone.
+      if (this._server) {
+        this._removeListeners();
+        this._removeListeners = this._server = null;
+      }
+      if (this.clients && this.clients.size) {
+        this._shouldEmitClose = true;
+      } else {
+        process.nextTick(emitClose, this);
+      }
+      return;
+    }
+
     this._address = null;
     // Like Node's server.close(): stop accepting; 'close' once every
     // connection it accepted has closed too.
@@ -153,6 +199,163 @@ class WebSocketServer extends EventEmitter {
       if (pathname !== this.options.path) return false;
     }
     return true;
+  }
+
+  /**
+   * Handles an HTTP upgrade request that Node's http server parsed, with
+   * ws's checks, status codes and messages, in ws's order.
+   *
+   * @param {http.IncomingMessage} req
+   * @param {Duplex} socket
+   * @param {Buffer} head
+   * @param {Function} cb called with (ws, req)
+   */
+  handleUpgrade(req, socket, head, cb) {
+    socket.on('error', socketOnError);
+
+    const key = req.headers['sec-websocket-key'];
+    const upgrade = req.headers.upgrade;
+    const version = +req.headers['sec-websocket-version'];
+
+    if (req.method !== 'GET') {
+      const message = 'Invalid HTTP method';
+      abortHandshakeOrEmitwsClientError(this, req, socket, 405, message);
+      return;
+    }
+    if (upgrade === undefined || upgrade.toLowerCase() !== 'websocket') {
+      const message = 'Invalid Upgrade header';
+      abortHandshakeOrEmitwsClientError(this, req, socket, 400, message);
+      return;
+    }
+    if (key === undefined || !keyRegex.test(key)) {
+      const message = 'Missing or invalid Sec-WebSocket-Key header';
+      abortHandshakeOrEmitwsClientError(this, req, socket, 400, message);
+      return;
+    }
+    if (version !== 13 && version !== 8) {
+      const message = 'Missing or invalid Sec-WebSocket-Version header';
+      abortHandshakeOrEmitwsClientError(this, req, socket, 400, message, {
+        'Sec-WebSocket-Version': '13, 8'
+      });
+      return;
+    }
+    if (!this.shouldHandle(req)) {
+      abortHandshake(socket, 400);
+      return;
+    }
+
+    const header = req.headers['sec-websocket-protocol'];
+    let protocols = new Set();
+    if (header !== undefined) {
+      protocols = parseSubprotocols(header);
+      if (protocols === null) {
+        const message = 'Invalid Sec-WebSocket-Protocol header';
+        abortHandshakeOrEmitwsClientError(this, req, socket, 400, message);
+        return;
+      }
+    }
+
+    const complete = () => {
+      this.completeUpgrade({}, key, protocols, req, socket, head, cb);
+    };
+    this._verify(req, version, socket.authorized || socket.encrypted, complete,
+      (code, message, headers) => abortHandshake(socket, code, message, headers));
+  }
+
+  /**
+   * Runs verifyClient in its sync or async form.
+   *
+   * @private
+   */
+  _verify(req, version, secure, accept, reject) {
+    const verifyClient = this.options.verifyClient;
+    if (!verifyClient) {
+      accept();
+      return;
+    }
+    const info = {
+      origin: req.headers[version === 8 ? 'sec-websocket-origin' : 'origin'],
+      secure: !!secure,
+      req
+    };
+    if (verifyClient.length === 2) {
+      verifyClient(info, (verified, code, message, headers) => {
+        if (!verified) reject(code || 401, message, headers);
+        else accept();
+      });
+      return;
+    }
+    if (!verifyClient(info)) reject(401);
+    else accept();
+  }
+
+  /**
+   * Answers the upgrade with 101 and hands the socket to the I/O loop.
+   *
+   * @private (public in ws, and called by some users)
+   */
+  completeUpgrade(extensions, key, protocols, req, socket, head, cb) {
+    // The client already sent a FIN: nothing to upgrade.
+    if (!socket.readable || !socket.writable) return socket.destroy();
+
+    if (socket[kWebSocket]) {
+      throw new Error(
+        'server.handleUpgrade() was called more than once with the same ' +
+          'socket, possibly due to a misconfiguration'
+      );
+    }
+    if (this._state > RUNNING) return abortHandshake(socket, 503);
+
+    const { headers, protocol } = this._responseHeaders(key, protocols, req);
+    const ws = new this.options.WebSocket(null, undefined, this.options);
+    ws._closeTimeout = this.options.closeTimeout;
+    socket[kWebSocket] = ws;
+    socket.removeListener('error', socketOnError);
+    const id = adoptSocket(socket, head, headers.concat('\r\n').join('\r\n'),
+      this.options.maxPayload, this._flags() & ~C.SERVER_NEEDS_JS);
+    ws._socket = socket;
+    ws._attach(id, protocol);
+    this._track(ws);
+    cb(ws, req);
+  }
+
+  /**
+   * The 101 response's lines, after handleProtocols and 'headers'.
+   *
+   * @private
+   */
+  _responseHeaders(key, protocols, req) {
+    const digest = createHash('sha1').update(key + GUID).digest('base64');
+    const headers = [
+      'HTTP/1.1 101 Switching Protocols',
+      'Upgrade: websocket',
+      'Connection: Upgrade',
+      `Sec-WebSocket-Accept: ${digest}`
+    ];
+    let protocol = '';
+    if (protocols.size) {
+      const chosen = this.options.handleProtocols
+        ? this.options.handleProtocols(protocols, req)
+        : protocols.values().next().value;
+      if (chosen) {
+        protocol = String(chosen);
+        headers.push(`Sec-WebSocket-Protocol: ${protocol}`);
+      }
+    }
+    this.emit('headers', headers, req);
+    return { headers, protocol };
+  }
+
+  /** @private */
+  _track(ws) {
+    if (!this.clients) return;
+    this.clients.add(ws);
+    ws.on('close', () => {
+      this.clients.delete(ws);
+      if (this._shouldEmitClose && !this.clients.size) {
+        process.nextTick(emitClose, this);
+      }
+    });
   }
 
   /** @private */
@@ -184,13 +387,12 @@ class WebSocketServer extends EventEmitter {
       case C.EV_SERVER_CLOSED:
         unregister(this._id);
         release();
-        this._closedNative = true;
         if (this._state !== RUNNING) emitClose(this);
         else this._state = CLOSED;
         return;
       case C.EV_CONNECTION: {
         const info = parseRequestInfo(payload);
-        this._completeUpgrade(connId, info.protocol, info);
+        this._completeNative(connId, info.protocol, info);
         return;
       }
       case C.EV_HANDSHAKE:
@@ -200,57 +402,62 @@ class WebSocketServer extends EventEmitter {
   }
 
   /**
-   * A handshake C validated but JS must finish: pick the subprotocol and let
-   * 'headers' listeners add to the response.
+   * `{ port }`: a handshake C validated (in ws's order, with ws's answers)
+   * but JS must finish: verifyClient, the subprotocol, 'headers' listeners.
    *
    * @private
    */
   _handshake(connId, info) {
     const req = makeRequest(info);
     if (this._state !== RUNNING) {
-      binding.reject(connId, abortResponse(503));
+      binding.reject(connId, errorResponse(503));
       return;
     }
+    // C checked the header's syntax already.
     const header = req.headers['sec-websocket-protocol'];
-    const protocols = new Set();
-    if (header !== undefined) {
-      for (const p of header.split(',')) {
-        const t = p.trim();
-        if (t) protocols.add(t);
+    const protocols = header === undefined
+      ? new Set() : parseSubprotocols(header) || new Set();
+    const version = +req.headers['sec-websocket-version'];
+
+    // An async verifyClient may answer after the socket closed: watch the
+    // id until then, so a late answer is dropped instead of attaching a
+    // WebSocket to a dead connection.
+    const pending = { closed: false };
+    register(connId, {
+      _onNativeEvent(type) {
+        if (type === C.EV_CLOSED) {
+          pending.closed = true;
+          unregister(connId);
+        }
       }
-    }
-    let protocol = '';
-    if (protocols.size) {
-      const chosen = this.options.handleProtocols
-        ? this.options.handleProtocols(protocols, req)
-        : protocols.values().next().value;
-      if (chosen) protocol = String(chosen);
-    }
-    const key = req.headers['sec-websocket-key'];
-    const digest = createHash('sha1').update(key + GUID).digest('base64');
-    const headers = [
-      'HTTP/1.1 101 Switching Protocols',
-      'Upgrade: websocket',
-      'Connection: Upgrade',
-      `Sec-WebSocket-Accept: ${digest}`
-    ];
-    if (protocol) headers.push(`Sec-WebSocket-Protocol: ${protocol}`);
-    this.emit('headers', headers, req);
-    binding.accept(connId, headers.concat('\r\n').join('\r\n'));
-    this._completeUpgrade(connId, protocol, info, req);
+    });
+    let sync = true;
+    const accept = () => {
+      if (pending.closed) return;
+      if (!sync && this._state !== RUNNING) {
+        binding.reject(connId, errorResponse(503));
+        return;
+      }
+      const { headers, protocol } =
+        this._responseHeaders(req.headers['sec-websocket-key'], protocols, req);
+      binding.accept(connId, headers.concat('\r\n').join('\r\n'));
+      this._completeNative(connId, protocol, info, req);
+    };
+    const reject = (code, message, headers) => {
+      if (pending.closed) return;
+      unregister(connId);
+      binding.reject(connId, errorResponse(code, message, headers));
+    };
+    this._verify(req, version, false, accept, reject);
+    sync = false;
   }
 
   /** @private */
-  _completeUpgrade(connId, protocol, info, req) {
+  _completeNative(connId, protocol, info, req) {
     const ws = new this.options.WebSocket(null, undefined, this.options);
     ws._closeTimeout = this.options.closeTimeout;
     ws._attach(connId, protocol);
-    if (this.clients) {
-      this.clients.add(ws);
-      ws.on('close', () => {
-        this.clients.delete(ws);
-      });
-    }
+    this._track(ws);
     this.emit('connection', ws, req || makeRequest(info));
   }
 }
@@ -323,9 +530,63 @@ function makeRequest(info) {
   return req;
 }
 
-function abortResponse(code) {
-  const message = http.STATUS_CODES[code];
-  return `HTTP/1.1 ${code} ${message}\r\nConnection: close\r\n` +
-    `Content-Type: text/html\r\nContent-Length: ${Buffer.byteLength(message)}` +
-    `\r\n\r\n${message}`;
+/**
+ * ws's error response: status line, Connection: close, an HTML body (the
+ * status text unless a message is given), and any extra headers.
+ */
+function errorResponse(code, message, headers) {
+  message = message || http.STATUS_CODES[code];
+  headers = {
+    Connection: 'close',
+    'Content-Type': 'text/html',
+    'Content-Length': Buffer.byteLength(message),
+    ...headers
+  };
+  return `HTTP/1.1 ${code} ${http.STATUS_CODES[code]}\r\n` +
+    Object.keys(headers).map((h) => `${h}: ${headers[h]}`).join('\r\n') +
+    '\r\n\r\n' + message;
+}
+
+/** Writes ws's error response on a Node socket and closes it. */
+function abortHandshake(socket, code, message, headers) {
+  socket.once('finish', socket.destroy);
+  socket.end(errorResponse(code, message, headers));
+}
+
+function abortHandshakeOrEmitwsClientError(server, req, socket, code, message,
+  headers) {
+  if (server.listenerCount('wsClientError')) {
+    const err = new Error(message);
+    Error.captureStackTrace(err, abortHandshakeOrEmitwsClientError);
+    server.emit('wsClientError', err, socket, req);
+  } else {
+    abortHandshake(socket, code, message, headers);
+  }
+}
+
+function socketOnError() {
+  this.destroy();
+}
+
+function addListeners(server, map) {
+  for (const event of Object.keys(map)) server.on(event, map[event]);
+  return function removeListeners() {
+    for (const event of Object.keys(map)) {
+      server.removeListener(event, map[event]);
+    }
+  };
+}
+
+/**
+ * The set of subprotocols in a Sec-WebSocket-Protocol value, or null when
+ * the value is malformed or names one twice (ws rejects both).
+ */
+function parseSubprotocols(header) {
+  if (!subprotocolsRegex.test(header)) return null;
+  const protocols = new Set();
+  for (const p of header.split(/[ \t]*,[ \t]*/)) {
+    if (protocols.has(p)) return null;
+    protocols.add(p);
+  }
+  return protocols;
 }

@@ -20,6 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "conn.h"
 #include "frame.h"
@@ -468,6 +471,67 @@ static napi_value reject_fn(napi_env env, napi_callback_info info) {
   return response_cmd(env, info, WSN_CMD_REJECT);
 }
 
+/* adopt(fd, head, response, maxPayload, flags) -> [id, jsFd]
+ *
+ * Takes over a socket a Node http server accepted, after JS did the
+ * handshake. fd >= 0: a plain TCP (or pipe) socket; it is duplicated here
+ * (JS then destroys Node's handle, which closes only the original) and the
+ * duplicate moves to the loop; jsFd is -1. fd < 0: a socket that cannot be
+ * taken over (TLS, any Duplex): a socketpair links it to the loop, which
+ * gets one end; JS pipes the stream to and from the other end, jsFd. */
+static napi_value adopt_fn(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  CHECK(get_args(env, info, 5, argv) == 0 ? napi_ok : napi_generic_failure);
+  wsn_binding_t *b = get_binding(env);
+  if (!usable(env, b)) return NULL;
+  const uint8_t *head = NULL;
+  size_t hl = 0, rl = 0;
+  if (get_bytes(env, argv[1], &head, &hl) != 0)
+    return throw_error(env, "ws-native: head must be a Buffer");
+  char *resp = get_string(env, argv[2], &rl);
+  int src = (int)get_double(env, argv[0], -1);
+  int loop_fd = -1, js_fd = -1;
+  if (src >= 0) {
+    loop_fd = fcntl(src, F_DUPFD_CLOEXEC, 0);
+  } else {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0) {
+      loop_fd = sv[0];
+      js_fd = sv[1];
+    }
+  }
+  if (loop_fd < 0) {
+    free(resp);
+    return throw_error(env, "ws-native: cannot take over the socket");
+  }
+  wsn_id_t id = resp ? wsn_slots_alloc(&b->loop.slots) : 0;
+  wsn_adopt_args_t a;
+  wsn_cmd_t *cmd = id ? wsn_cmd_new(WSN_CMD_ADOPT, id, sizeof(a) + hl + rl) : NULL;
+  if (cmd == NULL) {
+    if (id) wsn_slots_free(&b->loop.slots, id);
+    free(resp);
+    close(loop_fd);
+    if (js_fd >= 0) close(js_fd);
+    return throw_error(env, "ws-native: out of memory");
+  }
+  memset(&a, 0, sizeof(a));
+  a.fd = loop_fd;
+  a.max_payload = (uint64_t)get_double(env, argv[3], 0);
+  a.flags = (uint32_t)get_double(env, argv[4], 0);
+  a.head_len = (uint32_t)hl;
+  a.response_len = (uint32_t)rl;
+  memcpy(cmd->data, &a, sizeof(a));
+  if (hl) memcpy(cmd->data + sizeof(a), head, hl);
+  memcpy(cmd->data + sizeof(a) + hl, resp, rl);
+  free(resp);
+  wsn_loop_push(&b->loop, cmd);
+  napi_value out;
+  napi_create_array_with_length(env, 2, &out);
+  napi_set_element(env, out, 0, make_number(env, (double)id));
+  napi_set_element(env, out, 1, make_number(env, (double)js_fd));
+  return out;
+}
+
 /* ---- clients ----------------------------------------------------------- */
 
 /* connect(host, port, key, request, maxPayload, flags) -> id */
@@ -722,6 +786,7 @@ static napi_value init(napi_env env, napi_value exports) {
       FN("send", send_fn),           FN("close", close_fn),
       FN("terminate", terminate_fn), FN("pause", pause_fn),
       FN("resume", resume_fn),       FN("written", written_fn),
+      FN("adopt", adopt_fn),
 #undef FN
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

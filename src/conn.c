@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "handshake.h"
 #include "http.h"
@@ -686,6 +687,51 @@ void wsn_conn_accept(wsn_server_t *srv) {
   }
   uv_tcp_nodelay(&c->tcp, 1); /* ws calls socket.setNoDelay() too */
   update_reading(c);
+}
+
+/* A socket Node's http server accepted and JS upgraded: from here it is
+ * ours as if we had accepted it, already past the handshake. */
+void wsn_conn_adopt(wsn_loop_t *l, wsn_cmd_t *cmd) {
+  const wsn_adopt_args_t *a = (const wsn_adopt_args_t *)cmd->data;
+  const uint8_t *head = cmd->data + sizeof(*a);
+  int fd = a->fd;
+  wsn_conn_t *c = conn_new(l, cmd->id);
+  if (c == NULL) {
+    close(fd);
+    wsn_loop_post(l, WSN_EV_CLOSED, cmd->id, NULL, 0);
+    wsn_slots_free(&l->slots, cmd->id);
+    free(cmd);
+    return;
+  }
+  c->is_server = 1;
+  c->announced = 1; /* JS created this id */
+  c->state = WSN_CS_OPEN;
+  c->auto_pong = !(a->flags & WSN_SERVER_NO_AUTO_PONG);
+  c->skip_utf8 = !!(a->flags & WSN_SERVER_SKIP_UTF8);
+  wsn_frame_parser_init(&c->parser, 1, a->max_payload);
+  if (uv_tcp_open(&c->tcp, fd) != 0) {
+    close(fd);
+    free(cmd);
+    wsn_conn_destroy(c);
+    return;
+  }
+  /* Fails harmlessly on the AF_UNIX end of a stream-transport socketpair. */
+  uv_tcp_nodelay(&c->tcp, 1);
+  /* The 101 leaves first: the command record becomes its outbox entry. */
+  cmd->off = sizeof(*a) + a->head_len;
+  cmd->len = a->response_len;
+  cmd->type = WSN_CMD_SEND;
+  cmd->flags |= WSN_CMD_HANDSHAKE_BYTES;
+  cmd->next = NULL;
+  /* What Node read past the request goes to the parser before any read. */
+  if (a->head_len > 0 && wsn_buf_append(&c->hs, head, a->head_len) != 0) {
+    free(cmd);
+    wsn_conn_destroy(c);
+    return;
+  }
+  outbox_push(c, cmd);
+  c->hs_head_len = 0;
+  become_open(c);
 }
 
 static void post_socket_error(wsn_conn_t *c, int err, const char *syscall) {

@@ -97,6 +97,8 @@ struct wsn_conn_s {
 
 void wsn_conn_accept(wsn_server_t *srv);
 void wsn_conn_connect(wsn_loop_t *l, wsn_cmd_t *cmd);
+/* WSN_CMD_ADOPT: a socket Node accepted and JS upgraded (takes cmd). */
+void wsn_conn_adopt(wsn_loop_t *l, wsn_cmd_t *cmd);
 /* Applies a command for this connection (takes ownership of cmd). */
 void wsn_conn_command(wsn_conn_t *c, wsn_cmd_t *cmd);
 /* Writes the outbox (called once per loop iteration for dirty conns). */

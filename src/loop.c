@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conn.h"
 
@@ -322,6 +323,9 @@ static void run_command(wsn_loop_t *l, wsn_cmd_t *cmd) {
     case WSN_CMD_CONNECT:
       wsn_conn_connect(l, cmd); /* takes cmd */
       return;
+    case WSN_CMD_ADOPT:
+      wsn_conn_adopt(l, cmd); /* takes cmd */
+      return;
     case WSN_CMD_ACK:
       handle_ack(l, (wsn_buf_t *)(uintptr_t)cmd->arg);
       free(cmd);
@@ -352,6 +356,15 @@ static void run_command(wsn_loop_t *l, wsn_cmd_t *cmd) {
   }
 }
 
+/* Frees a command that will never run, and what it owns besides memory. */
+static void discard_command(wsn_cmd_t *cmd) {
+  if (cmd->type == WSN_CMD_ADOPT) {
+    const wsn_adopt_args_t *a = (const wsn_adopt_args_t *)cmd->data;
+    if (a->fd >= 0) close(a->fd);
+  }
+  free(cmd);
+}
+
 static void drain_commands(wsn_loop_t *l) {
   for (;;) {
     uv_mutex_lock(&l->cmd_mu);
@@ -361,7 +374,7 @@ static void drain_commands(wsn_loop_t *l) {
     if (cmd == NULL) return;
     while (cmd) {
       wsn_cmd_t *next = cmd->next;
-      if (l->stopping && cmd->type != WSN_CMD_ACK) free(cmd);
+      if (l->stopping && cmd->type != WSN_CMD_ACK) discard_command(cmd);
       else run_command(l, cmd);
       cmd = next;
     }
@@ -519,7 +532,7 @@ void wsn_loop_destroy(wsn_loop_t *l) {
       wsn_buf_free(b);
       free(b);
     }
-    free(cmd);
+    discard_command(cmd);
     cmd = next;
   }
   l->cmd_head = l->cmd_tail = NULL;

@@ -29,6 +29,7 @@ typedef enum {
   WSN_CMD_ACCEPT,       /* data: the 101 response JS built */
   WSN_CMD_REJECT,       /* data: the error response; then close */
   WSN_CMD_ACK,          /* arg: pointer to a delivered batch (wsn_buf_t *) */
+  WSN_CMD_ADOPT,        /* data: wsn_adopt_args_t + head + response */
   WSN_CMD_STOP
 } wsn_cmd_type_t;
 
@@ -71,6 +72,18 @@ typedef struct {
   uint32_t key_len;
   uint32_t request_len;
 } wsn_connect_args_t;
+
+/* A socket whose handshake JS did (a Node http server's upgrade): the fd
+ * (already duplicated for us) is opened on the loop, `head` (bytes Node read
+ * past the request) is parsed first, and `response` (the 101) is written
+ * before any frame. Flags are WSN_SERVER_*. */
+typedef struct {
+  uint64_t max_payload;
+  int32_t fd;
+  uint32_t flags;
+  uint32_t head_len;     /* head follows, then response */
+  uint32_t response_len;
+} wsn_adopt_args_t;
 
 #define WSN_CONN_NO_AUTO_PONG 1u
 #define WSN_CONN_SKIP_UTF8 2u
