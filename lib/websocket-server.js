@@ -49,6 +49,10 @@ class WebSocketServer extends EventEmitter {
       handleProtocols: null,
       clientTracking: true,
       closeTimeout: CLOSE_TIMEOUT,
+      // ws-native only, for `{ port }`: a client must send its whole
+      // upgrade request within this many ms (Node's http server has the
+      // same limit, headersTimeout, for `{ server }`). 0 disables it.
+      handshakeTimeout: 60000,
       verifyClient: null,
       noServer: false,
       backlog: null,
@@ -121,7 +125,8 @@ class WebSocketServer extends EventEmitter {
       options.backlog == null ? 511 : options.backlog,
       options.maxPayload,
       options.path == null ? '' : String(options.path),
-      this._flags()
+      this._flags(),
+      options.handshakeTimeout
     );
     register(this._id, this);
     retain();

@@ -22,6 +22,9 @@ const { EventTarget, defineEventHandlerAttributes } = require('./event-target');
 const readyStates = ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED'];
 const subprotocolRegex = /^[!#$%&'*+\-.0-9A-Z^_`|a-z~]+$/;
 const protocolVersions = [8, 13];
+// Bytes waiting to be written after which the next send fails the
+// connection (ws-native only; see _sendBufferFull).
+const DEFAULT_MAX_BUFFERED = 64 * 1024 * 1024;
 
 /**
  * ws's close code rule (validation.js isValidStatusCode).
@@ -107,6 +110,7 @@ class WebSocket extends EventEmitter {
     this._handshakeTimer = null;
     this._isServer = address === null;
     this._autoPong = true;
+    this._maxBuffered = DEFAULT_MAX_BUFFERED;
     this._url = undefined;
 
     if (address !== null) {
@@ -123,6 +127,7 @@ class WebSocket extends EventEmitter {
       initAsClient(this, address, protocols, options);
     } else {
       this._autoPong = options ? options.autoPong !== false : true;
+      if (options) setMaxBuffered(this, options.maxBufferedAmount);
     }
   }
 
@@ -359,9 +364,42 @@ class WebSocket extends EventEmitter {
       return;
     }
     if (this._turnBase < 0) markTurn(this);
+    // _written may be stale, so this cheap test can only err towards a
+    // recount; the recount decides.
+    if (this._sent - this._written > this._maxBuffered &&
+        this._sendBufferFull(cb)) {
+      return;
+    }
     if (cb) flags |= C.SEND_ACK;
     this._sent += binding.send(this._id, data, opcode, flags);
     if (cb) this._callbacks.push([this._sent, cb]);
+  }
+
+  /**
+   * A peer that does not read must not make us buffer without end (ws
+   * would): once more than maxBufferedAmount bytes wait to be written, the
+   * next send fails the connection with an 'error' (as a too-big message
+   * from the peer does) and drops it. One send of any size is always
+   * accepted while under the limit.
+   *
+   * @private
+   */
+  _sendBufferFull(cb) {
+    const buffered = this.bufferedAmount;
+    if (buffered <= this._maxBuffered) return false;
+    const err = new Error(
+      `Send buffer full: ${buffered} bytes are waiting to be written ` +
+        `(maxBufferedAmount: ${this._maxBuffered})`
+    );
+    err.code = 'WSN_ERR_SEND_BUFFER_FULL';
+    if (cb) process.nextTick(cb, err);
+    this._readyState = WebSocket.CLOSING;
+    if (!this._nativeClosed) binding.terminate(this._id);
+    if (!this._errorEmitted) {
+      this._errorEmitted = true;
+      this.emit('error', err);
+    }
+    return true;
   }
 
   /**
@@ -629,6 +667,18 @@ function abortHandshake(websocket, message) {
   process.nextTick(emitErrorAndClose, websocket, err);
 }
 
+/**
+ * ws-native only: the bound on bytes waiting to be written (see
+ * _sendBufferFull). Infinity turns it off, as in ws.
+ */
+function setMaxBuffered(websocket, value) {
+  if (value === undefined) return;
+  if (typeof value !== 'number' || !(value >= 0)) {
+    throw new TypeError('The maxBufferedAmount option must be a number >= 0');
+  }
+  websocket._maxBuffered = value;
+}
+
 // ---- client ------------------------------------------------------------
 
 function initAsClient(websocket, address, protocols, options) {
@@ -645,6 +695,7 @@ function initAsClient(websocket, address, protocols, options) {
   };
   websocket._autoPong = opts.autoPong;
   websocket._closeTimeout = opts.closeTimeout;
+  setMaxBuffered(websocket, opts.maxBufferedAmount);
 
   if (!protocolVersions.includes(opts.protocolVersion)) {
     throw new RangeError(

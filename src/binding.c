@@ -369,10 +369,11 @@ static int usable(napi_env env, wsn_binding_t *b) {
 
 /* ---- servers ----------------------------------------------------------- */
 
-/* listen(host, port, backlog, maxPayload, path, flags) -> id */
+/* listen(host, port, backlog, maxPayload, path, flags, handshakeTimeout)
+ * -> id */
 static napi_value listen_fn(napi_env env, napi_callback_info info) {
-  napi_value argv[6];
-  CHECK(get_args(env, info, 6, argv) == 0 ? napi_ok : napi_generic_failure);
+  napi_value argv[7];
+  CHECK(get_args(env, info, 7, argv) == 0 ? napi_ok : napi_generic_failure);
   wsn_binding_t *b = get_binding(env);
   if (!usable(env, b)) return NULL;
   size_t host_len = 0, path_len = 0;
@@ -398,6 +399,7 @@ static napi_value listen_fn(napi_env env, napi_callback_info info) {
   a.backlog = (int32_t)get_double(env, argv[2], 511);
   a.max_payload = (uint64_t)get_double(env, argv[3], 0);
   a.flags = (uint32_t)get_double(env, argv[5], 0);
+  a.handshake_timeout_ms = (uint32_t)get_double(env, argv[6], 0);
   a.host_len = (uint32_t)host_len;
   a.path_len = (uint32_t)path_len;
   memcpy(cmd->data, &a, sizeof(a));

@@ -681,6 +681,10 @@ void wsn_conn_accept(wsn_server_t *srv) {
   c->auto_pong = !(srv->flags & WSN_SERVER_NO_AUTO_PONG);
   c->skip_utf8 = !!(srv->flags & WSN_SERVER_SKIP_UTF8);
   wsn_frame_parser_init(&c->parser, 1, srv->max_payload);
+  if (srv->handshake_timeout_ms) {
+    c->hs_deadline = uv_now(l->uv) + srv->handshake_timeout_ms;
+    wsn_loop_watch_handshake(l, srv->handshake_timeout_ms);
+  }
   if (uv_accept((uv_stream_t *)&srv->tcp, (uv_stream_t *)&c->tcp) != 0) {
     wsn_conn_destroy(c);
     return;
@@ -732,6 +736,19 @@ void wsn_conn_adopt(wsn_loop_t *l, wsn_cmd_t *cmd) {
   outbox_push(c, cmd);
   c->hs_head_len = 0;
   become_open(c);
+}
+
+size_t wsn_conn_expire_handshakes(wsn_loop_t *l, uint64_t now) {
+  /* Node's http server answers a request that is too slow the same way. */
+  static const char timeout[] =
+      "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n";
+  size_t reading = 0;
+  for (wsn_conn_t *c = l->conns; c; c = c->next) {
+    if (c->state != WSN_CS_SERVER_HS || c->hs_deadline == 0) continue;
+    if (c->hs_deadline <= now) reject_raw(c, timeout, sizeof(timeout) - 1);
+    else reading++;
+  }
+  return reading;
 }
 
 static void post_socket_error(wsn_conn_t *c, int err, const char *syscall) {

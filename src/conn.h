@@ -25,6 +25,7 @@ typedef enum {
 
 struct wsn_server_s {
   uv_tcp_t tcp;
+  uint32_t handshake_timeout_ms; /* 0: none */
   wsn_server_t *prev, *next; /* the loop's list of servers */
   wsn_loop_t *loop;
   wsn_id_t id;
@@ -85,6 +86,7 @@ struct wsn_conn_s {
   uint8_t announced;         /* JS knows this id (post CLOSED for it) */
   uint8_t handle_closed;     /* on_close ran; a pending lookup frees c */
   uint8_t reconnecting;      /* closing the handle to try the next address */
+  uint64_t hs_deadline;      /* server: uv_now by which the request must be in */
   const uint8_t *direct_base; /* frame payload in the current read */
   size_t direct_len;
 };
@@ -108,6 +110,9 @@ void wsn_conn_destroy(wsn_conn_t *c);
 /* Delivery of `bytes` message bytes was acknowledged by JS. */
 void wsn_conn_delivered(wsn_conn_t *c, size_t bytes);
 void wsn_server_maybe_closed(wsn_server_t *s);
+/* Answers 408 to server handshakes past their deadline; returns how many
+ * handshakes are still being read. */
+size_t wsn_conn_expire_handshakes(wsn_loop_t *l, uint64_t now);
 void wsn_server_unlink(wsn_loop_t *l, wsn_server_t *s);
 
 #endif /* WSN_CONN_H */

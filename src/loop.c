@@ -251,6 +251,7 @@ static void listen_cmd(wsn_loop_t *l, wsn_cmd_t *cmd) {
   s->id = cmd->id;
   s->max_payload = a->max_payload;
   s->flags = a->flags;
+  s->handshake_timeout_ms = a->handshake_timeout_ms;
   if (a->path_len) {
     s->path = malloc(a->path_len);
     if (s->path) memcpy(s->path, strs + a->host_len, a->path_len);
@@ -412,6 +413,30 @@ static void loop_thread(void *arg) {
   uv_run(l->uv, UV_RUN_DEFAULT);
 }
 
+/* ---- handshake deadlines ---------------------------------------------- */
+
+/* One timer per loop, not one per connection: it runs only while some
+ * handshake is being read (a slowloris peer sending half a request), and
+ * ticks at a quarter of the shortest timeout so a deadline is late by at
+ * most that much. */
+static void on_sweep(uv_timer_t *t) {
+  wsn_loop_t *l = t->data;
+  if (wsn_conn_expire_handshakes(l, uv_now(l->uv)) == 0) {
+    uv_timer_stop(t);
+    l->sweep_ms = 0;
+  }
+}
+
+void wsn_loop_watch_handshake(wsn_loop_t *l, uint32_t timeout_ms) {
+  if (timeout_ms == 0 || l->stopping) return;
+  uint64_t period = timeout_ms / 4;
+  if (period < 10) period = 10;
+  if (period > 1000) period = 1000;
+  if (l->sweep_ms != 0 && l->sweep_ms <= period) return;
+  l->sweep_ms = period;
+  uv_timer_start(&l->sweep, on_sweep, period, period);
+}
+
 static int init_handles(wsn_loop_t *l) {
   if (uv_async_init(l->uv, &l->wake, on_wake) != 0) return -1;
   l->wake.data = l;
@@ -421,6 +446,10 @@ static int init_handles(wsn_loop_t *l) {
   uv_prepare_init(l->uv, &l->prepare);
   l->prepare.data = l;
   uv_prepare_start(&l->prepare, on_prepare);
+  uv_timer_init(l->uv, &l->sweep);
+  l->sweep.data = l;
+  /* Never keeps a loop alive: it only matters while sockets are open. */
+  uv_unref((uv_handle_t *)&l->sweep);
   /* In main-loop mode the handles must not keep Node alive on their own;
    * binding.c refs the loop through JS's count of live servers/sockets. */
   if (!l->threaded) {
@@ -496,7 +525,8 @@ static void stop_all(wsn_loop_t *l) {
   }
   if (l->handles_open) {
     l->handles_open = 0;
-    l->pending_closes += 3;
+    l->pending_closes += 4;
+    uv_close((uv_handle_t *)&l->sweep, on_handle_closed);
     uv_close((uv_handle_t *)&l->wake, on_handle_closed);
     uv_close((uv_handle_t *)&l->check, on_handle_closed);
     uv_close((uv_handle_t *)&l->prepare, on_handle_closed);

@@ -58,6 +58,7 @@ typedef struct {
   uint32_t flags;        /* WSN_SERVER_* */
   uint32_t host_len;     /* host follows, then path */
   uint32_t path_len;
+  uint32_t handshake_timeout_ms; /* 0: none */
 } wsn_listen_args_t;
 
 #define WSN_SERVER_NEEDS_JS 1u     /* handshakes go to JS for a decision */
@@ -140,6 +141,8 @@ typedef struct wsn_loop_s {
   uv_async_t wake;        /* commands arrived */
   uv_check_t check;       /* end of an iteration: flush writes, publish */
   uv_prepare_t prepare;   /* before blocking: publish what close cbs posted */
+  uv_timer_t sweep;       /* expires handshakes that take too long */
+  uint64_t sweep_ms;      /* its period while it runs (0: stopped) */
   int handles_open;       /* wake/check initialised */
 
   wsn_slots_t slots;
@@ -201,6 +204,8 @@ wsn_event_t *wsn_loop_post(wsn_loop_t *l, uint32_t type, wsn_id_t id,
                            const void *payload, size_t len);
 void wsn_loop_mark_dirty(wsn_loop_t *l, wsn_conn_t *c);
 void wsn_loop_unmark_dirty(wsn_loop_t *l, wsn_conn_t *c);
+/* A connection started a handshake that must end within timeout_ms. */
+void wsn_loop_watch_handshake(wsn_loop_t *l, uint32_t timeout_ms);
 /* A handle of ours finished closing (counts down a stop). */
 void wsn_loop_closed_one(wsn_loop_t *l);
 /* Frees the external payloads of a batch that will never reach JS. */
