@@ -517,6 +517,9 @@ class WebSocket extends EventEmitter {
       case C.EV_OPEN:
         onOpen(this, payload, a, b);
         return;
+      case C.EV_DATA:
+        if (this._res) pushBody(this._res, payload);
+        return;
       case C.EV_SOCKET_ERROR:
         onSocketError(this, payload, a);
         return;
@@ -532,6 +535,7 @@ class WebSocket extends EventEmitter {
           for (const ev of pending) this._onNativeEvent(...ev);
         }
         this._written = this._sent; // nothing more will be written
+        if (this._res) endBody(this._res);
         if (this._readyState === WebSocket.CONNECTING) {
           // The response was unexpected and a listener took it: ws leaves
           // the socket to the user; we only stop counting it as live.
@@ -814,8 +818,12 @@ function initAsClient(websocket, address, protocols, options) {
   }
 }
 
-/** A response shaped like the IncomingMessage ws passes to its events. */
-function makeResponse(head, body) {
+/**
+ * A response shaped like the IncomingMessage ws passes to its events. With
+ * `open`, the body stays readable: more arrives as EV_DATA until
+ * Content-Length bytes came or the server closed.
+ */
+function makeResponse(head, body, open) {
   const text = head.toString('latin1');
   const lines = text.split('\r\n');
   const status = /^HTTP\/(\d)\.(\d) (\d{3}) ?(.*)$/.exec(lines[0]) || [];
@@ -845,9 +853,30 @@ function makeResponse(head, body) {
   res.httpVersion = status[1] ? `${status[1]}.${status[2]}` : '1.1';
   res.headers = headers;
   res.rawHeaders = rawHeaders;
-  if (body && body.length) res.push(Buffer.from(body));
-  res.push(null);
+  const length = headers['content-length'];
+  res._remaining = open && length !== undefined && /^\d+$/.test(length)
+    ? Number(length) : Infinity;
+  pushBody(res, body);
+  if (!open) res.push(null);
   return res;
+}
+
+/** Adds body bytes to an unexpected response (Buffer copies: `chunk` may
+ * be a view into the event batch). */
+function pushBody(res, chunk) {
+  if (res.readableEnded || res._remaining === 0 || res._ended) return;
+  if (chunk && chunk.length) {
+    const n = Math.min(chunk.length, res._remaining);
+    res._remaining -= n;
+    res.push(Buffer.from(chunk.subarray(0, n)));
+  }
+  if (res._remaining === 0) endBody(res);
+}
+
+function endBody(res) {
+  if (res._ended) return;
+  res._ended = true;
+  res.push(null);
 }
 
 function onOpen(websocket, payload, result, headLen) {
@@ -858,11 +887,25 @@ function onOpen(websocket, payload, result, headLen) {
     abortHandshake(websocket, 'Parse Error: Invalid HTTP response');
     return;
   }
+  const unexpected = result === C.HS_NOT_101;
   const res = makeResponse(payload.subarray(0, headLen),
-    payload.subarray(headLen));
-  if (result === C.HS_NOT_101) {
+    payload.subarray(headLen), unexpected);
+  if (unexpected) {
     clearTimeout(websocket._handshakeTimer);
-    const req = { method: 'GET', path: new URL(websocket._url).pathname };
+    websocket._res = res;
+    // Like ws's ClientRequest, the user ends the exchange with destroy()
+    // or abort() once it has what it wants from the response.
+    const req = {
+      method: 'GET',
+      path: new URL(websocket._url).pathname,
+      destroy() {
+        if (!websocket._nativeClosed) binding.terminate(websocket._id);
+        return this;
+      },
+      abort() {
+        this.destroy();
+      }
+    };
     if (!websocket.emit('unexpected-response', req, res)) {
       abortHandshake(websocket, `Unexpected server response: ${res.statusCode}`);
     }

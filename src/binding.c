@@ -722,7 +722,7 @@ static napi_value make_constants(napi_env env) {
 #define EV(name) set_number(env, c, "EV_" #name, WSN_EV_##name)
   EV(LISTENING); EV(LISTEN_ERROR); EV(SERVER_CLOSED); EV(CONNECTION);
   EV(HANDSHAKE); EV(OPEN); EV(MESSAGE); EV(PING); EV(PONG); EV(CLOSE_FRAME);
-  EV(ERROR); EV(SOCKET_ERROR); EV(CLOSED); EV(WRITTEN);
+  EV(ERROR); EV(SOCKET_ERROR); EV(CLOSED); EV(WRITTEN); EV(DATA);
 #undef EV
   set_number(env, c, "EVENT_SIZE", sizeof(wsn_event_t));
   set_number(env, c, "OFF_TYPE", offsetof(wsn_event_t, type));
@@ -742,6 +742,7 @@ static napi_value make_constants(napi_env env) {
   set_number(env, c, "SERVER_NEEDS_JS", WSN_SERVER_NEEDS_JS);
   set_number(env, c, "SERVER_NO_AUTO_PONG", WSN_SERVER_NO_AUTO_PONG);
   set_number(env, c, "SERVER_SKIP_UTF8", WSN_SERVER_SKIP_UTF8);
+  set_number(env, c, "ADOPT_CLIENT", WSN_ADOPT_CLIENT);
   set_number(env, c, "CONN_NO_AUTO_PONG", WSN_CONN_NO_AUTO_PONG);
   set_number(env, c, "CONN_SKIP_UTF8", WSN_CONN_SKIP_UTF8);
   set_number(env, c, "HS_OK", WSN_HS_OK);

@@ -226,6 +226,10 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
 
 /* The peer ended its side: end ours after the outbox, then close. */
 static void on_eof(wsn_conn_t *c) {
+  if (c->state == WSN_CS_RAW) {
+    wsn_conn_destroy(c); /* the end of the body: JS sees CLOSED */
+    return;
+  }
   c->eof = 1;
   update_reading(c);
   if (c->shut && c->sreq == NULL) {
@@ -258,6 +262,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       break;
     case WSN_CS_OPEN:
       if (!c->ignore_reads) process_frames(c, p, n);
+      break;
+    case WSN_CS_RAW:
+      wsn_loop_post(c->loop, WSN_EV_DATA, c->id, p, n);
       break;
     default:
       break; /* rejecting, or waiting for JS: input is not used */
@@ -637,6 +644,14 @@ static void client_handshake(wsn_conn_t *c, const uint8_t *data, size_t n) {
   c->announced = 1;
   free(c->key);
   c->key = NULL;
+  if (result == WSN_HS_NOT_101 && ev != NULL) {
+    /* The rest of the body follows as DATA events until the server closes
+     * or JS (having read what it wanted) terminates. */
+    c->state = WSN_CS_RAW;
+    wsn_buf_free(&c->hs);
+    update_reading(c);
+    return;
+  }
   if (result != WSN_HS_OK || ev == NULL) {
     wsn_conn_destroy(c);
     return;
@@ -707,12 +722,12 @@ void wsn_conn_adopt(wsn_loop_t *l, wsn_cmd_t *cmd) {
     free(cmd);
     return;
   }
-  c->is_server = 1;
+  c->is_server = !(a->flags & WSN_ADOPT_CLIENT);
   c->announced = 1; /* JS created this id */
   c->state = WSN_CS_OPEN;
   c->auto_pong = !(a->flags & WSN_SERVER_NO_AUTO_PONG);
   c->skip_utf8 = !!(a->flags & WSN_SERVER_SKIP_UTF8);
-  wsn_frame_parser_init(&c->parser, 1, a->max_payload);
+  wsn_frame_parser_init(&c->parser, c->is_server, a->max_payload);
   if (uv_tcp_open(&c->tcp, fd) != 0) {
     close(fd);
     free(cmd);

@@ -20,6 +20,7 @@ typedef enum {
   WSN_CS_WAIT_JS,        /* server: request posted, waiting for JS */
   WSN_CS_OPEN,
   WSN_CS_REJECTING,      /* server: error response queued, then close */
+  WSN_CS_RAW,            /* client: not a 101; the body goes to JS as is */
   WSN_CS_CLOSING_HANDLE  /* uv_close called */
 } wsn_conn_state_t;
 

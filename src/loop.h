@@ -64,6 +64,7 @@ typedef struct {
 #define WSN_SERVER_NEEDS_JS 1u     /* handshakes go to JS for a decision */
 #define WSN_SERVER_NO_AUTO_PONG 2u
 #define WSN_SERVER_SKIP_UTF8 4u
+#define WSN_ADOPT_CLIENT 8u        /* adopt: we are the client side */
 
 typedef struct {
   uint64_t max_payload;
@@ -105,7 +106,8 @@ typedef enum {
   WSN_EV_ERROR,         /* a=WSN_E_* id, b=arg */
   WSN_EV_SOCKET_ERROR,  /* a=uv error; payload: "syscall\0address\0port" */
   WSN_EV_CLOSED,        /* the socket is gone and the id is dead */
-  WSN_EV_WRITTEN        /* c=cumulative bytes written */
+  WSN_EV_WRITTEN,       /* c=cumulative bytes written */
+  WSN_EV_DATA           /* raw bytes (the body of a non-101 response) */
 } wsn_event_type_t;
 
 #define WSN_MSG_BINARY 1u
