@@ -708,8 +708,10 @@ void wsn_conn_accept(wsn_server_t *srv) {
   update_reading(c);
 }
 
-/* A socket Node's http server accepted and JS upgraded: from here it is
- * ours as if we had accepted it, already past the handshake. */
+/* A socket Node's http server accepted and JS upgraded (or, with
+ * WSN_ADOPT_CLIENT, one Node's http.request upgraded for a client): from
+ * here it is ours as if we had accepted or connected it, past the
+ * handshake. */
 void wsn_conn_adopt(wsn_loop_t *l, wsn_cmd_t *cmd) {
   const wsn_adopt_args_t *a = (const wsn_adopt_args_t *)cmd->data;
   const uint8_t *head = cmd->data + sizeof(*a);
@@ -748,7 +750,8 @@ void wsn_conn_adopt(wsn_loop_t *l, wsn_cmd_t *cmd) {
     wsn_conn_destroy(c);
     return;
   }
-  outbox_push(c, cmd);
+  if (cmd->len > 0) outbox_push(c, cmd); /* a client has no response */
+  else free(cmd);
   c->hs_head_len = 0;
   become_open(c);
 }
