@@ -5,15 +5,23 @@
 // bufferedAmount, and turns native events into ws's events, in ws's order.
 
 const EventEmitter = require('events');
-const { randomBytes } = require('crypto');
+const { createHash, randomBytes } = require('crypto');
+const http = require('http');
+const https = require('https');
+const net = require('net');
+const querystring = require('querystring');
+const { Readable } = require('stream');
+const tls = require('tls');
 const util = require('util');
 
 const { binding, C, ensureStarted, register, unregister, retain, release } =
   require('./native');
+const { adoptSocket } = require('./adopt');
 const {
   BINARY_TYPES,
   CLOSE_TIMEOUT,
   EMPTY_BUFFER,
+  GUID,
   hasBlob,
   kStatusCode
 } = require('./constants');
@@ -114,12 +122,15 @@ class WebSocket extends EventEmitter {
     this._url = undefined;
 
     if (address !== null) {
+      this._redirects = 0;
+      this._req = null; // the request of the current handshake attempt
+      this._hop = null; // what a redirect needs to start the next attempt
       if (protocols === undefined) {
-        protocols = [];
+        protocols = protocolsOption(options);
       } else if (!Array.isArray(protocols)) {
         if (typeof protocols === 'object' && protocols !== null) {
           options = protocols;
-          protocols = [];
+          protocols = protocolsOption(options);
         } else {
           protocols = [protocols];
         }
@@ -656,18 +667,16 @@ function emitErrorAndClose(websocket, err) {
 }
 
 /**
- * Fails the opening handshake as ws's abortHandshake does: the socket goes
- * at once, 'error' and 'close' follow on the next tick.
+ * Fails the opening handshake as ws's abortHandshake does: whatever carries
+ * the handshake (Node's request, the upgraded socket, or the C connection)
+ * goes at once, 'error' and 'close' follow on the next tick.
  */
 function abortHandshake(websocket, message) {
   websocket._readyState = WebSocket.CLOSING;
   const err = new Error(message);
   Error.captureStackTrace(err, abortHandshake);
   websocket._aborted = true;
-  if (websocket._id !== 0 && !websocket._nativeClosed) {
-    binding.terminate(websocket._id);
-  }
-  clearTimeout(websocket._handshakeTimer);
+  stopAttempt(websocket);
   process.nextTick(emitErrorAndClose, websocket, err);
 }
 
@@ -684,18 +693,98 @@ function setMaxBuffered(websocket, value) {
 }
 
 // ---- client ------------------------------------------------------------
+//
+// A handshake attempt takes one of two paths:
+//
+// - the C client (binding.connect): the request is written, and the 101
+//   read and checked, on the I/O loop; ws:// with none of the options below;
+// - Node's own http(s).request, as ws makes it, when an option needs Node's
+//   machinery (useNodeRequest): the upgraded socket is then handed to the I/O
+//   loop (lib/adopt.js) and the connection runs exactly as on the C path.
+//
+// A redirect (followRedirects) ends the attempt and starts the next one at
+// the new URL, on whichever path that URL and the options call for.
+
+// Marks a request whose later 'error' must not reach the WebSocket.
+const kAborted = Symbol('kAborted');
+
+// Options that only Node's http machinery implements (net.connect's and
+// http.request's): with any of them the handshake goes through Node.
+const NODE_ONLY_OPTIONS = [
+  'autoSelectFamily',
+  'autoSelectFamilyAttemptTimeout',
+  'createConnection',
+  'family',
+  'finishRequest',
+  'hints',
+  'insecureHTTPParser',
+  'joinDuplicateHeaders',
+  'localAddress',
+  'localPort',
+  'lookup',
+  'maxHeaderSize',
+  'signal',
+  'uniqueHeaders'
+];
+
+/**
+ * Whether this handshake attempt goes through Node's http(s).request
+ * instead of the C client.
+ *
+ * @param {Object} opts The attempt's options (ws's `opts`)
+ * @param {boolean} isSecure wss://
+ * @param {boolean} isIpcUrl ws+unix://
+ * @return {boolean}
+ */
+function useNodeRequest(opts, isSecure, isIpcUrl) {
+  // THE SWITCH FOR wss://: the C client has no TLS yet, so every wss://
+  // handshake goes through https.request with the whole options object, as
+  // ws does (ca, cert, key, passphrase, pfx, rejectUnauthorized, servername,
+  // checkServerIdentity, ...), and the TLSSocket is bridged to the loop.
+  // When the C TLS client lands, drop this line and hand the TLS options to
+  // binding.connect in connectWithC().
+  if (isSecure) return true;
+  if (isIpcUrl) return true;
+  if (opts.agent) return true; // `agent: false` is what the C path does
+  if (opts.setHost === false) return true;
+  for (const name of NODE_ONLY_OPTIONS) {
+    if (opts[name] !== undefined) return true;
+  }
+  return false;
+}
+
+/**
+ * ws 8.23's `protocols` option, used when the constructor got none.
+ */
+function protocolsOption(options) {
+  if (!options || options.protocols === undefined) return [];
+  return Array.isArray(options.protocols)
+    ? options.protocols
+    : [options.protocols];
+}
 
 function initAsClient(websocket, address, protocols, options) {
   const opts = {
     allowSynchronousEvents: true,
     autoPong: true,
+    closeTimeout: CLOSE_TIMEOUT,
     protocolVersion: protocolVersions[1],
     maxPayload: 100 * 1024 * 1024,
     skipUTF8Validation: false,
     perMessageDeflate: true,
     followRedirects: false,
     maxRedirects: 10,
-    ...options
+    ...options,
+    // The URL decides these, never the caller (as in ws).
+    socketPath: undefined,
+    hostname: undefined,
+    protocol: undefined,
+    protocols: undefined,
+    timeout: undefined,
+    method: 'GET',
+    host: undefined,
+    path: undefined,
+    port: undefined
   };
   websocket._autoPong = opts.autoPong;
   websocket._closeTimeout = opts.closeTimeout;
@@ -714,12 +803,15 @@ function initAsClient(websocket, address, protocols, options) {
   } else {
     try {
       parsedUrl = new URL(address);
-    } catch (e) {
+    } catch {
       throw new SyntaxError(`Invalid URL: ${address}`);
     }
   }
-  if (parsedUrl.protocol === 'http:') parsedUrl.protocol = 'ws:';
-  else if (parsedUrl.protocol === 'https:') parsedUrl.protocol = 'wss:';
+  if (parsedUrl.protocol === 'http:' || parsedUrl.protocol === 'https:') {
+    // A copy: the caller's URL object is left as it was.
+    parsedUrl = new URL(parsedUrl);
+    parsedUrl.protocol = parsedUrl.protocol === 'http:' ? 'ws:' : 'wss:';
+  }
   websocket._url = parsedUrl.href;
 
   const isSecure = parsedUrl.protocol === 'wss:';
@@ -734,9 +826,37 @@ function initAsClient(websocket, address, protocols, options) {
   } else if (parsedUrl.hash) {
     invalidUrlMessage = 'The URL contains a fragment identifier';
   }
-  if (invalidUrlMessage) throw new SyntaxError(invalidUrlMessage);
+  if (invalidUrlMessage) {
+    const err = new SyntaxError(invalidUrlMessage);
+    // Thrown by the constructor; a redirect to such a URL fails the socket.
+    if (websocket._redirects === 0) throw err;
+    emitErrorAndClose(websocket, err);
+    return;
+  }
 
+  const defaultPort = isSecure ? 443 : 80;
+  const key = randomBytes(16).toString('base64');
   const protocolSet = new Set();
+
+  opts.defaultPort = opts.defaultPort || defaultPort;
+  opts.port = parsedUrl.port || defaultPort;
+  opts.host = parsedUrl.hostname.startsWith('[')
+    ? parsedUrl.hostname.slice(1, -1)
+    : parsedUrl.hostname;
+  opts.headers = {
+    ...opts.headers,
+    'Sec-WebSocket-Version': opts.protocolVersion,
+    'Sec-WebSocket-Key': key,
+    Connection: 'Upgrade',
+    Upgrade: 'websocket'
+  };
+  opts.path = parsedUrl.pathname + parsedUrl.search;
+  opts.timeout = opts.handshakeTimeout;
+
+  // `perMessageDeflate` is accepted, but nothing is offered until the
+  // compression codec is wired into the connection: a client that offers
+  // nothing gets nothing, and every server accepts that.
+
   for (const protocol of protocols) {
     if (typeof protocol !== 'string' || !subprotocolRegex.test(protocol) ||
         protocolSet.has(protocol)) {
@@ -744,84 +864,448 @@ function initAsClient(websocket, address, protocols, options) {
     }
     protocolSet.add(protocol);
   }
-
-  // What is not built yet fails clearly instead of silently differing.
-  if (isSecure) {
-    throw new Error('ws-native: wss:// is not supported yet (see README)');
+  if (protocols.length) {
+    opts.headers['Sec-WebSocket-Protocol'] = protocols.join(',');
   }
-  if (isIpcUrl) {
-    throw new Error('ws-native: ws+unix:// is not supported yet (see README)');
-  }
-  if (opts.agent || opts.createConnection) {
-    throw new Error(
-      'ws-native: the agent and createConnection options are not supported yet'
-    );
-  }
-
-  const key = randomBytes(16).toString('base64');
-  const port = Number(parsedUrl.port) || 80;
-  const host = parsedUrl.hostname.startsWith('[')
-    ? parsedUrl.hostname.slice(1, -1) : parsedUrl.hostname;
-  const headers = {
-    ...opts.headers,
-    'Sec-WebSocket-Version': opts.protocolVersion,
-    'Sec-WebSocket-Key': key,
-    Connection: 'Upgrade',
-    Upgrade: 'websocket'
-  };
-  if (protocols.length) headers['Sec-WebSocket-Protocol'] = protocols.join(',');
   if (opts.origin) {
-    if (opts.protocolVersion < 13) headers['Sec-WebSocket-Origin'] = opts.origin;
-    else headers.Origin = opts.origin;
+    if (opts.protocolVersion < 13) opts.headers['Sec-WebSocket-Origin'] = opts.origin;
+    else opts.headers.Origin = opts.origin;
   }
   if (parsedUrl.username || parsedUrl.password) {
-    const auth = `${decodeURIComponent(parsedUrl.username)}:` +
-      `${decodeURIComponent(parsedUrl.password)}`;
-    headers.Authorization = `Basic ${Buffer.from(auth).toString('base64')}`;
+    // querystring.unescape, as ws: a stray '%' is kept, not an error.
+    opts.auth = `${querystring.unescape(parsedUrl.username)}:` +
+      `${querystring.unescape(parsedUrl.password)}`;
   }
-  const hasHost = Object.keys(headers).some((h) => h.toLowerCase() === 'host');
-  let request = `GET ${parsedUrl.pathname + parsedUrl.search} HTTP/1.1\r\n`;
-  if (!hasHost) {
-    request += `Host: ${parsedUrl.host}\r\n`;
-  }
-  for (const name of Object.keys(headers)) {
-    const value = headers[name];
-    if (value === undefined) continue;
-    const values = Array.isArray(value) ? value : [value];
-    for (const v of values) {
-      const s = String(v);
-      if (/[\r\n]/.test(s) || /[\r\n:]/.test(name)) {
-        throw new TypeError(`Invalid character in header content ["${name}"]`);
-      }
-      request += `${name}: ${s}\r\n`;
+  if (isIpcUrl) {
+    // ws+unix:///path/to/socket:/request/path
+    const colon = opts.path.indexOf(':');
+    if (colon === -1) {
+      opts.socketPath = opts.path;
+      opts.path = '';
+    } else {
+      opts.socketPath = opts.path.slice(0, colon);
+      opts.path = opts.path.slice(colon + 1);
     }
   }
-  request += '\r\n';
 
-  websocket._protocolSet = protocolSet;
-  websocket._handshakeKey = key;
+  if (opts.followRedirects) {
+    if (websocket._redirects === 0) {
+      websocket._originalIpc = isIpcUrl;
+      websocket._originalSecure = isSecure;
+      websocket._originalHostOrSocketPath = isIpcUrl
+        ? opts.socketPath
+        : parsedUrl.host;
+      // Later attempts start from a copy of the caller's options whose
+      // header names are lower case, so that a redirect can drop some of
+      // them without touching the caller's object.
+      const headers = options && options.headers;
+      options = { ...options, headers: {} };
+      if (headers) {
+        for (const name of Object.keys(headers)) {
+          options.headers[name.toLowerCase()] = headers[name];
+        }
+      }
+    } else if (websocket.listenerCount('redirect') === 0) {
+      // With no 'redirect' listener to decide, credentials do not follow a
+      // redirect to another host (or from wss: to ws:), as in curl.
+      let isSameHost;
+      if (isIpcUrl) {
+        isSameHost = websocket._originalIpc &&
+          opts.socketPath === websocket._originalHostOrSocketPath;
+      } else {
+        isSameHost = !websocket._originalIpc &&
+          parsedUrl.host === websocket._originalHostOrSocketPath;
+      }
+      if (!isSameHost || (websocket._originalSecure && !isSecure)) {
+        delete opts.headers.authorization;
+        delete opts.headers.cookie;
+        if (!isSameHost) delete opts.headers.host;
+        opts.auth = undefined;
+      }
+    }
+    // The first Authorization wins (curl again): credentials from the
+    // first URL travel on as a header unless the caller set one.
+    if (opts.auth && !options.headers.authorization) {
+      options.headers.authorization =
+        'Basic ' + Buffer.from(opts.auth).toString('base64');
+    }
+  }
+
+  websocket._hop = { address, protocols, options, opts, key, protocolSet };
+  if (useNodeRequest(opts, isSecure, isIpcUrl)) {
+    requestWithNode(websocket, opts, isSecure);
+  } else {
+    requestWithC(websocket, opts);
+  }
+}
+
+/**
+ * The request of a handshake that the C client makes, with the part of
+ * http.ClientRequest that users of ws touch: the header methods (a
+ * 'redirect' listener may read or remove headers before they are sent),
+ * method, path, host, protocol, res, destroy() and abort(). Headers are
+ * stored and validated as Node stores them, so the bytes written are the
+ * ones http.request would write.
+ */
+class NativeRequest extends EventEmitter {
+  constructor(websocket, opts) {
+    super();
+    this._websocket = websocket;
+    this._headers = Object.create(null); // lower-case name -> [name, value]
+    this._headersSent = false;
+    this.method = 'GET';
+    this.path = opts.path;
+    this.host = opts.host;
+    this.protocol = 'http:';
+    this.res = null;
+    this.aborted = false;
+    this.destroyed = false;
+    for (const name of Object.keys(opts.headers)) {
+      this.setHeader(name, opts.headers[name]);
+    }
+    if (!this.hasHeader('host')) {
+      let host = opts.host;
+      const colon = host.indexOf(':');
+      if (colon !== -1 && host.includes(':', colon + 1) &&
+          host.charCodeAt(0) !== 91 /* '[' */) {
+        host = `[${host}]`;
+      }
+      if (opts.port && +opts.port !== opts.defaultPort) host += ':' + opts.port;
+      this.setHeader('Host', host);
+    }
+    if (opts.auth && !this.hasHeader('authorization')) {
+      this.setHeader('Authorization',
+        'Basic ' + Buffer.from(opts.auth).toString('base64'));
+    }
+  }
+
+  get headersSent() {
+    return this._headersSent;
+  }
+
+  setHeader(name, value) {
+    if (this._headersSent) {
+      const err = new Error('Cannot set headers after they are sent to the client');
+      err.code = 'ERR_HTTP_HEADERS_SENT';
+      throw err;
+    }
+    http.validateHeaderName(name);
+    http.validateHeaderValue(name, value);
+    this._headers[name.toLowerCase()] = [name, value];
+    return this;
+  }
+
+  getHeader(name) {
+    const entry = this._headers[String(name).toLowerCase()];
+    return entry === undefined ? undefined : entry[1];
+  }
+
+  hasHeader(name) {
+    return this._headers[String(name).toLowerCase()] !== undefined;
+  }
+
+  removeHeader(name) {
+    if (this._headersSent) {
+      const err = new Error('Cannot remove headers after they are sent to the client');
+      err.code = 'ERR_HTTP_HEADERS_SENT';
+      throw err;
+    }
+    delete this._headers[String(name).toLowerCase()];
+  }
+
+  getHeaderNames() {
+    return Object.keys(this._headers);
+  }
+
+  getRawHeaderNames() {
+    return Object.keys(this._headers).map((k) => this._headers[k][0]);
+  }
+
+  getHeaders() {
+    const headers = Object.create(null);
+    for (const k of Object.keys(this._headers)) headers[k] = this._headers[k][1];
+    return headers;
+  }
+
+  /**
+   * The request head, as http.request writes it; headers are final now.
+   *
+   * @private
+   */
+  _head() {
+    this._headersSent = true;
+    let head = `GET ${this.path} HTTP/1.1\r\n`;
+    for (const k of Object.keys(this._headers)) {
+      const [name, value] = this._headers[k];
+      if (Array.isArray(value)) {
+        if (k === 'cookie') {
+          head += `${name}: ${value.join('; ')}\r\n`;
+        } else {
+          for (const v of value) head += `${name}: ${v}\r\n`;
+        }
+      } else {
+        head += `${name}: ${value}\r\n`;
+      }
+    }
+    return head + '\r\n';
+  }
+
+  /**
+   * Ends the exchange. Before a response, the WebSocket hears of it as
+   * ws's does from its request: an 'error' (this one, or Node's 'socket
+   * hang up'), then 'close'.
+   */
+  destroy(err) {
+    if (this.destroyed) return this;
+    this.destroyed = true;
+    const websocket = this._websocket;
+    if (websocket._req === this && websocket._id !== 0 &&
+        !websocket._nativeClosed) {
+      binding.terminate(websocket._id);
+    }
+    if (this.res === null && (err || !this.aborted)) {
+      if (!err) {
+        err = new Error('socket hang up');
+        err.code = 'ECONNRESET';
+      }
+      process.nextTick(() => {
+        if (this[kAborted] || websocket._req !== this) return;
+        websocket._req = null;
+        emitErrorAndClose(websocket, err);
+      });
+    }
+    process.nextTick(() => this.emit('close'));
+    return this;
+  }
+
+  abort() {
+    if (this.aborted) return;
+    this.aborted = true;
+    process.nextTick(() => this.emit('abort'));
+    this.destroy();
+  }
+}
+
+function clientFlags(opts, noAutoPong, skipUTF8) {
+  return (opts.autoPong ? 0 : noAutoPong) |
+    (opts.skipUTF8Validation ? skipUTF8 : 0);
+}
+
+/**
+ * A handshake attempt made by the C client.
+ */
+function requestWithC(websocket, opts) {
+  const req = (websocket._req = new NativeRequest(websocket, opts));
+  if (websocket._redirects) websocket.emit('redirect', websocket.url, req);
+  // Where ws's request would be connecting already, ours connects now,
+  // once a 'redirect' listener had its say; it may have closed the socket.
+  if (websocket._readyState !== WebSocket.CONNECTING || req.destroyed) return;
+
+  const head = req._head();
   ensureStarted();
-  let flags = 0;
-  if (!opts.autoPong) flags |= C.CONN_NO_AUTO_PONG;
-  if (opts.skipUTF8Validation) flags |= C.CONN_SKIP_UTF8;
-  const id = binding.connect(host, port, key, request, opts.maxPayload, flags);
+  const id = binding.connect(opts.host, Number(opts.port), websocket._hop.key,
+    head, opts.maxPayload,
+    clientFlags(opts, C.CONN_NO_AUTO_PONG, C.CONN_SKIP_UTF8));
   websocket._id = id;
   register(id, websocket);
   retain();
   websocket._live = true;
 
-  if (opts.handshakeTimeout) {
+  if (opts.timeout) {
     websocket._handshakeTimer = setTimeout(() => {
       websocket._handshakeTimer = null;
       abortHandshake(websocket, 'Opening handshake has timed out');
-    }, opts.handshakeTimeout);
+    }, opts.timeout);
+  }
+}
+
+function netConnect(options) {
+  options.path = options.socketPath;
+  return net.connect(options);
+}
+
+function tlsConnect(options) {
+  options.path = undefined;
+  if (!options.servername && options.servername !== '') {
+    options.servername = net.isIP(options.host) ? '' : options.host;
+  }
+  return tls.connect(options);
+}
+
+/**
+ * A handshake attempt made by Node's http(s).request, as ws makes it; the
+ * upgraded socket then moves to the I/O loop.
+ */
+function requestWithNode(websocket, opts, isSecure) {
+  const request = isSecure ? https.request : http.request;
+  opts.createConnection =
+    opts.createConnection || (isSecure ? tlsConnect : netConnect);
+
+  let req = (websocket._req = request(opts));
+  if (websocket._redirects) {
+    // As in ws, no early exit if a listener closed the WebSocket: it may
+    // also have destroyed `req` with an error, which must reach 'error'.
+    websocket.emit('redirect', websocket.url, req);
+  }
+
+  if (opts.timeout) {
+    req.on('timeout', () => {
+      abortHandshake(websocket, 'Opening handshake has timed out');
+    });
+  }
+
+  req.on('error', (err) => {
+    if (req === null || req[kAborted]) return;
+    req = websocket._req = null;
+    emitErrorAndClose(websocket, err);
+  });
+
+  req.on('response', (res) => {
+    const location = res.headers.location;
+    const statusCode = res.statusCode;
+    if (location && opts.followRedirects &&
+        statusCode >= 300 && statusCode < 400) {
+      redirect(websocket, location);
+    } else if (!websocket.emit('unexpected-response', req, res)) {
+      abortHandshake(websocket, `Unexpected server response: ${statusCode}`);
+    }
+  });
+
+  req.on('upgrade', (res, socket, head) => {
+    // A listener that closes the WebSocket must destroy this socket.
+    websocket._upgradeSocket = socket;
+    websocket.emit('upgrade', res);
+    if (websocket._readyState !== WebSocket.CONNECTING) return;
+    req = websocket._req = null;
+
+    const upgrade = res.headers.upgrade;
+    let message;
+    if (upgrade === undefined || upgrade.toLowerCase() !== 'websocket') {
+      message = 'Invalid Upgrade header';
+    } else if (res.headers['sec-websocket-accept'] !==
+        createHash('sha1').update(websocket._hop.key + GUID).digest('base64')) {
+      message = 'Invalid Sec-WebSocket-Accept header';
+    } else {
+      message = negotiate(websocket, res);
+    }
+    if (message) {
+      abortHandshake(websocket, message);
+      return;
+    }
+
+    websocket._upgradeSocket = null;
+    socket.setTimeout(0);
+    if (typeof socket.setNoDelay === 'function') socket.setNoDelay();
+    let id;
+    try {
+      ensureStarted();
+      id = adoptSocket(socket, head, '', opts.maxPayload, C.ADOPT_CLIENT |
+        clientFlags(opts, C.SERVER_NO_AUTO_PONG, C.SERVER_SKIP_UTF8));
+    } catch (err) {
+      socket.destroy();
+      websocket._readyState = WebSocket.CLOSING;
+      process.nextTick(emitErrorAndClose, websocket, err);
+      return;
+    }
+    websocket._socket = socket;
+    websocket._id = id;
+    register(id, websocket);
+    retain();
+    websocket._live = true;
+    websocket._readyState = WebSocket.OPEN;
+    websocket.emit('open');
+  });
+
+  if (opts.finishRequest) opts.finishRequest(req, websocket);
+  else req.end();
+}
+
+/**
+ * Ends the current handshake attempt, whatever carries it. With `detach`
+ * (a redirect) the WebSocket also forgets the attempt's C connection, whose
+ * remaining events (its close among them) then go nowhere.
+ */
+function stopAttempt(websocket, detach) {
+  const req = websocket._req;
+  if (req !== null) {
+    req[kAborted] = true;
+    if (!(req instanceof NativeRequest)) {
+      req.abort();
+      // abort() leaves the socket open once a response came (ws #1869).
+      if (req.socket && !req.socket.destroyed) req.socket.destroy();
+    }
+  }
+  if (websocket._upgradeSocket) {
+    websocket._upgradeSocket.destroy();
+    websocket._upgradeSocket = null;
+  }
+  if (websocket._id !== 0 && !websocket._nativeClosed) {
+    binding.terminate(websocket._id);
+  }
+  clearTimeout(websocket._handshakeTimer);
+  websocket._handshakeTimer = null;
+  if (detach) {
+    if (websocket._id !== 0) unregister(websocket._id);
+    if (websocket._live) {
+      websocket._live = false;
+      release();
+    }
+    if (websocket._res) endBody(websocket._res);
+    websocket._id = 0;
+    websocket._nativeClosed = false;
+    websocket._res = null;
+    websocket._req = null;
   }
 }
 
 /**
+ * Follows a 3xx with a Location (followRedirects), as ws does.
+ */
+function redirect(websocket, location) {
+  const hop = websocket._hop;
+  if (++websocket._redirects > hop.opts.maxRedirects) {
+    abortHandshake(websocket, 'Maximum redirects exceeded');
+    return;
+  }
+  stopAttempt(websocket, true);
+  let url;
+  try {
+    url = new URL(location, hop.address);
+  } catch {
+    emitErrorAndClose(websocket, new SyntaxError(`Invalid URL: ${location}`));
+    return;
+  }
+  initAsClient(websocket, url, hop.protocols, hop.options);
+}
+
+/**
+ * ws's checks of the 101 after Upgrade and Sec-WebSocket-Accept: the
+ * subprotocol, then the extensions. Returns the error message, if any.
+ */
+function negotiate(websocket, res) {
+  const serverProt = res.headers['sec-websocket-protocol'];
+  const protocolSet = websocket._hop.protocolSet;
+  if (serverProt !== undefined) {
+    if (!protocolSet.size) {
+      return 'Server sent a subprotocol but none was requested';
+    }
+    if (!protocolSet.has(serverProt)) return 'Server sent an invalid subprotocol';
+  } else if (protocolSet.size) {
+    return 'Server sent no subprotocol';
+  }
+  if (serverProt) websocket._protocol = serverProt;
+  // Nothing was offered (see initAsClient), so any extension is an error.
+  if (res.headers['sec-websocket-extensions'] !== undefined) {
+    return 'Server sent a Sec-WebSocket-Extensions header but no extension ' +
+      'was requested';
+  }
+  return null;
+}
+
+/**
  * A response shaped like the IncomingMessage ws passes to its events. With
- * `open`, the body stays readable: more arrives as EV_DATA until
- * Content-Length bytes came or the server closed.
+ * `open`, the body stays readable: more arrives as EV_DATA until its end
+ * (Content-Length bytes, the last chunk, or the server closing).
  */
 function makeResponse(head, body, open) {
   const text = head.toString('latin1');
@@ -846,31 +1330,92 @@ function makeResponse(head, body, open) {
       headers[lower] += ', ' + value;
     }
   }
-  const { Readable } = require('stream');
   const res = new Readable({ read() {} });
   res.statusCode = Number(status[3]);
   res.statusMessage = status[4] || '';
   res.httpVersion = status[1] ? `${status[1]}.${status[2]}` : '1.1';
   res.headers = headers;
   res.rawHeaders = rawHeaders;
-  const length = headers['content-length'];
-  res._remaining = open && length !== undefined && /^\d+$/.test(length)
-    ? Number(length) : Infinity;
+  res._chunked = null;
+  res._remaining = Infinity;
+  if (open) {
+    const length = headers['content-length'];
+    const te = headers['transfer-encoding'];
+    if (res.statusCode === 204 || res.statusCode === 304 ||
+        (res.statusCode >= 100 && res.statusCode < 200)) {
+      res._remaining = 0;
+    } else if (te !== undefined && /(?:^|,)\s*chunked\s*$/i.test(te)) {
+      res._chunked = { state: 0, size: 0, line: '' };
+    } else if (length !== undefined && /^\d+$/.test(length)) {
+      res._remaining = Number(length);
+    }
+  }
   pushBody(res, body);
-  if (!open) res.push(null);
+  if (!open) endBody(res);
   return res;
 }
 
 /** Adds body bytes to an unexpected response (Buffer copies: `chunk` may
  * be a view into the event batch). */
 function pushBody(res, chunk) {
-  if (res.readableEnded || res._remaining === 0 || res._ended) return;
-  if (chunk && chunk.length) {
+  if (res._ended) return;
+  if (res._chunked !== null) {
+    if (chunk && chunk.length) pushChunked(res, chunk);
+    return;
+  }
+  if (chunk && chunk.length && res._remaining > 0) {
     const n = Math.min(chunk.length, res._remaining);
     res._remaining -= n;
     res.push(Buffer.from(chunk.subarray(0, n)));
   }
   if (res._remaining === 0) endBody(res);
+}
+
+// Chunked body decoder states.
+const CH_SIZE = 0; // reading a chunk-size line
+const CH_DATA = 1; // reading chunk data
+const CH_DATA_END = 2; // reading the CRLF after chunk data
+const CH_TRAILER = 3; // reading trailer lines after the last chunk
+
+function pushChunked(res, buf) {
+  const ch = res._chunked;
+  let i = 0;
+  while (i < buf.length && !res._ended) {
+    if (ch.state === CH_DATA) {
+      const n = Math.min(ch.size, buf.length - i);
+      res.push(Buffer.from(buf.subarray(i, i + n)));
+      i += n;
+      ch.size -= n;
+      if (ch.size === 0) ch.state = CH_DATA_END;
+      continue;
+    }
+    // The other states read lines.
+    const lf = buf.indexOf(10, i);
+    const end = lf === -1 ? buf.length : lf + 1;
+    ch.line += buf.toString('latin1', i, end);
+    i = end;
+    if (lf === -1) {
+      if (ch.line.length > 8192) endBody(res); // not HTTP: give up
+      continue;
+    }
+    const line = ch.line.replace(/\r?\n$/, '');
+    ch.line = '';
+    if (ch.state === CH_DATA_END) {
+      ch.state = CH_SIZE;
+    } else if (ch.state === CH_SIZE) {
+      const size = parseInt(line, 16);
+      if (!(size >= 0)) {
+        endBody(res);
+      } else if (size === 0) {
+        ch.state = CH_TRAILER;
+      } else {
+        ch.size = size;
+        ch.state = CH_DATA;
+      }
+    } else if (line === '') {
+      endBody(res); // the empty line after the trailers
+    }
+  }
 }
 
 function endBody(res) {
@@ -879,6 +1424,10 @@ function endBody(res) {
   res.push(null);
 }
 
+/**
+ * The C client's handshake result: the response head (and the first body
+ * bytes) with what C found (C.HS_*).
+ */
 function onOpen(websocket, payload, result, headLen) {
   if (websocket._readyState !== WebSocket.CONNECTING || websocket._aborted) {
     return;
@@ -890,59 +1439,37 @@ function onOpen(websocket, payload, result, headLen) {
   const unexpected = result === C.HS_NOT_101;
   const res = makeResponse(payload.subarray(0, headLen),
     payload.subarray(headLen), unexpected);
+  const req = websocket._req;
   if (unexpected) {
     clearTimeout(websocket._handshakeTimer);
+    websocket._handshakeTimer = null;
+    req.res = res;
+    const location = res.headers.location;
+    const statusCode = res.statusCode;
+    if (location && websocket._hop.opts.followRedirects &&
+        statusCode >= 300 && statusCode < 400) {
+      redirect(websocket, location);
+      return;
+    }
     websocket._res = res;
-    // Like ws's ClientRequest, the user ends the exchange with destroy()
-    // or abort() once it has what it wants from the response.
-    const req = {
-      method: 'GET',
-      path: new URL(websocket._url).pathname,
-      destroy() {
-        if (!websocket._nativeClosed) binding.terminate(websocket._id);
-        return this;
-      },
-      abort() {
-        this.destroy();
-      }
-    };
+    // As with ws's ClientRequest, a listener ends the exchange with
+    // req.destroy() or by closing the WebSocket.
     if (!websocket.emit('unexpected-response', req, res)) {
-      abortHandshake(websocket, `Unexpected server response: ${res.statusCode}`);
+      abortHandshake(websocket, `Unexpected server response: ${statusCode}`);
     }
     return;
   }
   websocket.emit('upgrade', res);
   if (websocket._readyState !== WebSocket.CONNECTING) return;
-  if (result === C.HS_BAD_UPGRADE) {
-    abortHandshake(websocket, 'Invalid Upgrade header');
+  websocket._req = null;
+  let message;
+  if (result === C.HS_BAD_UPGRADE) message = 'Invalid Upgrade header';
+  else if (result === C.HS_BAD_ACCEPT) message = 'Invalid Sec-WebSocket-Accept header';
+  else message = negotiate(websocket, res);
+  if (message) {
+    abortHandshake(websocket, message);
     return;
   }
-  if (result === C.HS_BAD_ACCEPT) {
-    abortHandshake(websocket, 'Invalid Sec-WebSocket-Accept header');
-    return;
-  }
-  const serverProt = res.headers['sec-websocket-protocol'];
-  const protocolSet = websocket._protocolSet;
-  let protError;
-  if (serverProt !== undefined) {
-    if (!protocolSet.size) {
-      protError = 'Server sent a subprotocol but none was requested';
-    } else if (!protocolSet.has(serverProt)) {
-      protError = 'Server sent an invalid subprotocol';
-    }
-  } else if (protocolSet.size) {
-    protError = 'Server sent no subprotocol';
-  }
-  if (protError) {
-    abortHandshake(websocket, protError);
-    return;
-  }
-  if (res.headers['sec-websocket-extensions'] !== undefined) {
-    abortHandshake(websocket,
-      'Server sent a Sec-WebSocket-Extensions header but no extension was requested');
-    return;
-  }
-  if (serverProt) websocket._protocol = serverProt;
   clearTimeout(websocket._handshakeTimer);
   websocket._handshakeTimer = null;
   websocket._readyState = WebSocket.OPEN;
