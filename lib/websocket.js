@@ -538,8 +538,11 @@ class WebSocket extends EventEmitter {
         this._nativeClosed = true;
         // A failed handshake emits its own 'error' and 'close'.
         if (this._aborted) return;
-        if (this._pending) {
-          // Deliver what was held before announcing the close.
+        // Deliver what was held before announcing the close, all of it, as
+        // ws does once its socket closed: a listener that pauses again
+        // (a stream whose reader is full) only re-queues the rest, which
+        // the next round delivers.
+        while (this._pending) {
           const pending = this._pending;
           this._pending = null;
           this._paused = false;

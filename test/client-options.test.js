@@ -1125,6 +1125,33 @@ describe('client options', function () {
         assert.deepEqual(order, ['m1', 'm2', 'm3', 'microtask', 'microtask', 'microtask']);
       });
 
+      it('a listener that pauses on every message still gets all of them before close', async function () {
+        // What a stream with a full reader does (createWebSocketStream).
+        const { ws, peer } = await pair({});
+        const order = [];
+        ws.on('message', (data) => {
+          order.push(data.toString());
+          ws.pause();
+          setImmediate(() => ws.resume());
+        });
+        const closed = new Promise((resolve) => ws.on('close', () => {
+          order.push('close');
+          resolve();
+        }));
+        // Twenty messages, a close frame and the end, in one write.
+        const frames = [];
+        for (let i = 1; i <= 20; i++) {
+          const text = Buffer.from(`m${i}`);
+          frames.push(Buffer.from([0x81, text.length]), text);
+        }
+        frames.push(Buffer.from([0x88, 2, 0x03, 0xe8]));
+        peer._socket.end(Buffer.concat(frames));
+        await closed;
+        const expected = [];
+        for (let i = 1; i <= 20; i++) expected.push(`m${i}`);
+        assert.deepEqual(order, [...expected, 'close']);
+      });
+
       it('perMessageDeflate: false offers nothing; options are accepted', async function () {
         const site = await env.site();
         const ws1 = env.client(site.url(), { ...pathOptions, perMessageDeflate: false });
