@@ -1,7 +1,7 @@
 // ESM entry point, shaped like ws's wrapper.mjs.
 import WebSocket from './index.js';
 
-const { WebSocketServer } = WebSocket;
+const { createWebSocketStream, WebSocketServer } = WebSocket;
 
-export { WebSocket, WebSocketServer };
+export { createWebSocketStream, WebSocket, WebSocketServer };
 export default WebSocket;
