@@ -101,6 +101,8 @@ class WebSocket extends EventEmitter {
     this._extensions = {};
     this._paused = false;
     this._pending = null; // events held while paused
+    this._allowSync = true; // allowSynchronousEvents
+    this._deferred = null; // events waiting behind a deferred one
     this._protocol = '';
     this._readyState = WebSocket.CONNECTING;
     this._id = 0;
@@ -138,7 +140,10 @@ class WebSocket extends EventEmitter {
       initAsClient(this, address, protocols, options);
     } else {
       this._autoPong = options ? options.autoPong !== false : true;
-      if (options) setMaxBuffered(this, options.maxBufferedAmount);
+      if (options) {
+        setMaxBuffered(this, options.maxBufferedAmount);
+        this._allowSync = allowSyncOption(options.allowSynchronousEvents);
+      }
     }
   }
 
@@ -464,6 +469,11 @@ class WebSocket extends EventEmitter {
    * @private
    */
   _onNativeEvent(type, payload, a, b, c) {
+    if (this._deferred !== null && type !== C.EV_WRITTEN) {
+      // Behind an event deferred by allowSynchronousEvents: false.
+      this._deferred.push([type, payload, a, b, c]);
+      return;
+    }
     if (this._paused && (type === C.EV_MESSAGE || type === C.EV_PING ||
         type === C.EV_PONG)) {
       // ws stops reading at pause(); events already on their way wait here.
@@ -471,6 +481,20 @@ class WebSocket extends EventEmitter {
       this._pending.push([type, payload, a, b, c]);
       return;
     }
+    if (!this._allowSync && (type === C.EV_PING || type === C.EV_PONG ||
+        (type === C.EV_MESSAGE && !(a & C.MSG_MORE)))) {
+      // allowSynchronousEvents: false: as ws's Receiver, each 'message',
+      // 'ping' and 'pong' is emitted in its own macrotask, and what came
+      // after it waits until then.
+      this._deferred = [[type, payload, a, b, c]];
+      setImmediate(runDeferred, this);
+      return;
+    }
+    this._handleEvent(type, payload, a, b, c);
+  }
+
+  /** @private */
+  _handleEvent(type, payload, a, b, c) {
     switch (type) {
       case C.EV_MESSAGE: {
         if (this._readyState !== WebSocket.OPEN &&
@@ -548,8 +572,26 @@ class WebSocket extends EventEmitter {
           this._paused = false;
           for (const ev of pending) this._onNativeEvent(...ev);
         }
+        if (this._deferred !== null) {
+          // Some were deferred (allowSynchronousEvents: false): the close
+          // comes after them.
+          this._deferred.push([type, payload, a, b, c]);
+          return;
+        }
         this._written = this._sent; // nothing more will be written
         if (this._res) endBody(this._res);
+        if (this._readyState === WebSocket.CONNECTING &&
+            this._req !== null && this._req.res === null) {
+          // Closed by the server before a whole response came: Node's
+          // request says so this way.
+          const err = new Error('socket hang up');
+          err.code = 'ECONNRESET';
+          clearTimeout(this._handshakeTimer);
+          this._handshakeTimer = null;
+          this._req = null;
+          emitErrorAndClose(this, err);
+          return;
+        }
         if (this._readyState === WebSocket.CONNECTING) {
           // The response was unexpected and a listener took it: ws leaves
           // the socket to the user; we only stop counting it as live.
@@ -605,6 +647,39 @@ let turnSockets = [];
 function markTurn(websocket) {
   websocket._turnBase = websocket._sent;
   if (turnSockets.push(websocket) === 1) queueMicrotask(endTurn);
+}
+
+/**
+ * Delivers the event at the head of websocket._deferred, then replays the
+ * rest: the next 'message', 'ping' or 'pong' among them is deferred again,
+ * and what follows it queues behind it. The replay runs as a microtask
+ * queued after the listeners ran, so that theirs run first (what follows,
+ * a 'close' say, comes later in ws too).
+ */
+function runDeferred(websocket) {
+  const queue = websocket._deferred;
+  const [type, payload, a, b, c] = queue.shift();
+  try {
+    // Events arriving meanwhile still queue behind `queue`.
+    if (websocket._paused) {
+      if (websocket._pending === null) websocket._pending = [];
+      websocket._pending.push([type, payload, a, b, c]);
+    } else {
+      websocket._handleEvent(type, payload, a, b, c);
+    }
+  } finally {
+    queueMicrotask(() => {
+      websocket._deferred = null;
+      for (const ev of queue) websocket._onNativeEvent(...ev);
+    });
+  }
+}
+
+/**
+ * ws's Receiver: allowSynchronousEvents defaults to true when undefined.
+ */
+function allowSyncOption(value) {
+  return value === undefined || !!value;
 }
 
 function endTurn() {
@@ -790,6 +865,7 @@ function initAsClient(websocket, address, protocols, options) {
     port: undefined
   };
   websocket._autoPong = opts.autoPong;
+  websocket._allowSync = allowSyncOption(opts.allowSynchronousEvents);
   websocket._closeTimeout = opts.closeTimeout;
   setMaxBuffered(websocket, opts.maxBufferedAmount);
 

@@ -723,6 +723,27 @@ describe('client options', function () {
         assert.equal((await readAll(res)).length, body.length);
       });
 
+      for (const [what, answer] of [
+        ['closes without answering', null],
+        ['closes in the middle of the response head', 'HTTP/1.1 101 Switching Protocols\r\nUpgr']
+      ]) {
+        it(`a server that ${what}: 'socket hang up' (ECONNRESET), close 1006`, async function () {
+          const site = await env.site();
+          site.server.removeAllListeners('upgrade');
+          site.server.on('upgrade', (req, socket) => {
+            socket.on('error', noop);
+            if (answer) socket.end(answer);
+            else socket.destroy();
+          });
+          const ws = env.client(site.url(), pathOptions);
+          const r = await failure(ws);
+          assert.deepEqual(r.events, ['error', 'close']);
+          assert.equal(r.error.message, 'socket hang up');
+          assert.equal(r.error.code, 'ECONNRESET');
+          assert.equal(r.code, 1006);
+        });
+      }
+
       it("without a listener: error 'Unexpected server response: 403', close 1006", async function () {
         const site = await env.site({ route });
         const ws = env.client(site.url('/forbidden'), pathOptions);
@@ -1107,23 +1128,37 @@ describe('client options', function () {
         assert.deepEqual(pongs, ['loud l']);
       });
 
-      it('allowSynchronousEvents: true delivers messages of one read in one go', async function () {
-        const { ws, peer } = await pair({ allowSynchronousEvents: true });
-        const order = [];
-        const done = new Promise((resolve) => {
-          ws.on('message', (data) => {
-            order.push(data.toString());
-            queueMicrotask(() => {
-              order.push('microtask');
-              if (order.length === 6) resolve();
-            });
-          });
+      for (const allow of [true, false]) {
+        it(`allowSynchronousEvents: ${allow}`, async function () {
+          // Three messages, a ping and a close frame arrive in one read.
+          // With true (the default) ws emits them in one go; with false each
+          // 'message' and 'ping' comes in its own macrotask (microtasks
+          // queued by a listener run before the next), and the close after
+          // them.
+          const { ws, peer } = await pair({ allowSynchronousEvents: allow });
+          const order = [];
+          const note = (what) => {
+            order.push(what);
+            queueMicrotask(() => order.push('microtask'));
+          };
+          ws.on('message', (data) => note(data.toString()));
+          ws.on('ping', () => note('ping'));
+          const closed = new Promise((resolve) => ws.on('close', (code) => {
+            order.push(`close ${code}`);
+            resolve();
+          }));
+          peer._socket.write(Buffer.from([
+            0x81, 2, 0x6d, 0x31, 0x81, 2, 0x6d, 0x32, 0x89, 0, 0x81, 2, 0x6d, 0x33,
+            0x88, 2, 0x03, 0xe8
+          ]));
+          await closed;
+          assert.deepEqual(order, allow
+            ? ['m1', 'm2', 'ping', 'm3', 'microtask', 'microtask', 'microtask',
+              'microtask', 'close 1000']
+            : ['m1', 'microtask', 'm2', 'microtask', 'ping', 'microtask', 'm3',
+              'microtask', 'close 1000']);
         });
-        // One write, so the three frames arrive together.
-        peer._socket.write(Buffer.from([0x81, 2, 0x6d, 0x31, 0x81, 2, 0x6d, 0x32, 0x81, 2, 0x6d, 0x33]));
-        await done;
-        assert.deepEqual(order, ['m1', 'm2', 'm3', 'microtask', 'microtask', 'microtask']);
-      });
+      }
 
       it('a listener that pauses on every message still gets all of them before close', async function () {
         // What a stream with a full reader does (createWebSocketStream).
