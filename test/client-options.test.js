@@ -581,6 +581,22 @@ describe('client options', function () {
         assert.equal((await roundTrip(ws, 'now secure')).toString(), 'now secure');
       });
 
+      it('follows wss:// to ws://, dropping credentials', async function () {
+        const plain = await env.site();
+        const secure = await env.site({
+          tlsOptions: { key: certs.key, cert: certs.cert },
+          route
+        });
+        const location = encodeURIComponent(plain.url('/plain'));
+        const ws = client(secure.url(`/to?location=${location}`).replace('//', '//dan:pw@'),
+          { ca: certs.cert });
+        await opened(ws);
+        assert.equal(ws.url, plain.url('/plain'));
+        assert.equal(secure.log[0].headers.authorization, basic('dan:pw'));
+        assert.equal(plain.log[0].headers.authorization, undefined);
+        assert.equal((await roundTrip(ws, 'plain again')).toString(), 'plain again');
+      });
+
       it('keeps credentials and cookies on the same host', async function () {
         const site = await env.site({ route });
         const ws = client(site.url('/r302/0').replace('//', '//alice:s%3Acret@'), {
