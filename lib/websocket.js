@@ -819,8 +819,9 @@ function useNodeRequest(opts, isSecure, isIpcUrl) {
   // handshake goes through https.request with the whole options object, as
   // ws does (ca, cert, key, passphrase, pfx, rejectUnauthorized, servername,
   // checkServerIdentity, ...), and the TLSSocket is bridged to the loop.
-  // When the C TLS client lands, drop this line and hand the TLS options to
-  // binding.connect in connectWithC().
+  // When the C TLS client lands, narrow this line (TLS options C cannot
+  // honour, a checkServerIdentity function say, still need Node) and hand
+  // the rest to binding.connect in requestWithC().
   if (isSecure) return true;
   if (isIpcUrl) return true;
   if (opts.agent) return true; // `agent: false` is what the C path does
