@@ -19,6 +19,7 @@ const {
   countFds,
   mb,
   measure,
+  primeLoop,
   sleep,
   until
 } = require('./util');
@@ -70,6 +71,7 @@ describe('load: connection churn', function () {
     });
     const url = `ws://127.0.0.1:${wss.address().port}`;
 
+    await primeLoop();
     await sleep(200);
     const before = measure();
 

@@ -18,6 +18,7 @@ const {
   fdLimit,
   mb,
   measure,
+  primeLoop,
   sleep,
   until
 } = require('./util');
@@ -118,6 +119,7 @@ describe('load: 10,000 concurrent connections', function () {
     });
     const url = `ws://127.0.0.1:${wss.address().port}`;
 
+    await primeLoop();
     await sleep(200);
     const state = { start: measure() };
     const { start } = state;

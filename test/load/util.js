@@ -5,6 +5,7 @@
 // line protocol on stdin/stdout (fixtures in test/fixtures/load/).
 
 const fs = require('node:fs');
+const net = require('node:net');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
 
@@ -44,6 +45,19 @@ function gc() {
 function measure() {
   gc();
   return { rss: process.memoryUsage.rss(), fds: countFds() };
+}
+
+// libuv opens /dev/null once per loop, and keeps it, the first time a stream
+// (TCP or pipe) is created on that loop: its reserve fd for EMFILE. With
+// ws-native in thread mode nothing may have done so on Node's own loop yet
+// (sockets live on the I/O thread's loop; a stdout redirected to a file is
+// no stream), and the first child process's stdio pipes would then add one
+// fd for good. Creating a stream before taking a baseline keeps the counts
+// exact.
+async function primeLoop() {
+  const server = net.createServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise((resolve) => server.close(resolve));
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -180,6 +194,7 @@ module.exports = {
   gc,
   mb,
   measure,
+  primeLoop,
   sleep,
   until
 };
