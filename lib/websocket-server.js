@@ -300,15 +300,17 @@ class WebSocketServer extends EventEmitter {
    * @private (public in ws, and called by some users)
    */
   completeUpgrade(extensions, key, protocols, req, socket, head, cb) {
-    // The client already sent a FIN: nothing to upgrade.
-    if (!socket.readable || !socket.writable) return socket.destroy();
-
+    // Checked first: a socket we took over is already destroyed, where ws's
+    // would still be open and reach this check.
     if (socket[kWebSocket]) {
       throw new Error(
         'server.handleUpgrade() was called more than once with the same ' +
           'socket, possibly due to a misconfiguration'
       );
     }
+    // The client already sent a FIN: nothing to upgrade.
+    if (!socket.readable || !socket.writable) return socket.destroy();
+
     if (this._state > RUNNING) return abortHandshake(socket, 503);
 
     const { headers, protocol } = this._responseHeaders(key, protocols, req);
@@ -554,6 +556,10 @@ function errorResponse(code, message, headers) {
 
 /** Writes ws's error response on a Node socket and closes it. */
 function abortHandshake(socket, code, message, headers) {
+  // Another WebSocketServer on the same http server already upgraded this
+  // socket (several `{ server, path }` servers): it is not ours to answer.
+  // ws writes the 400 onto the open WebSocket here, which kills it.
+  if (socket[kWebSocket]) return;
   socket.once('finish', socket.destroy);
   socket.end(errorResponse(code, message, headers));
 }

@@ -602,7 +602,11 @@ class WebSocket extends EventEmitter {
           unregister(this._id);
           return;
         }
-        this.emitClose();
+        // ws emits 'close' from the socket's own 'close' event, a later
+        // macrotask than the messages read before it: microtasks their
+        // listeners queued run first. The socket's end may reach us in the
+        // same batch as those messages, so wait for the next macrotask.
+        setImmediate(emitCloseLater, this);
         return;
     }
   }
@@ -768,6 +772,10 @@ function setMaxBuffered(websocket, value) {
     throw new TypeError('The maxBufferedAmount option must be a number >= 0');
   }
   websocket._maxBuffered = value;
+}
+
+function emitCloseLater(websocket) {
+  websocket.emitClose();
 }
 
 // ---- client ------------------------------------------------------------
