@@ -8,6 +8,7 @@
       "sources": [
         "src/binding.c",
         "src/conn.c",
+        "src/deflate.c",
         "src/frame.c",
         "src/handshake.c",
         "src/http.c",

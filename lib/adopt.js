@@ -25,9 +25,10 @@ const { binding } = require('./native');
  * @param {string} response The whole HTTP response
  * @param {number} maxPayload
  * @param {number} flags WSN_SERVER_* flags
+ * @param {Buffer} [setup] the permessage-deflate agreement (lib/pmd.js)
  * @return {number} The connection id
  */
-function adoptSocket(socket, head, response, maxPayload, flags) {
+function adoptSocket(socket, head, response, maxPayload, flags, setup) {
   const pending = drainReadable(socket, head);
   const handle = socket._handle;
   const takeover =
@@ -44,14 +45,16 @@ function adoptSocket(socket, head, response, maxPayload, flags) {
     // now, so req.socket.remoteAddress etc. keep answering from its cache.
     cacheAddresses(socket);
     handle.readStop();
-    const [id] = binding.adopt(handle.fd, pending, response, maxPayload, flags);
+    const [id] = binding.adopt(handle.fd, pending, response, maxPayload,
+      flags, setup);
     // Closes only Node's descriptor; the loop's duplicate keeps the
     // connection open, and no FIN or RST is sent.
     socket.destroy();
     return id;
   }
 
-  const [id, fd] = binding.adopt(-1, pending, response, maxPayload, flags);
+  const [id, fd] = binding.adopt(-1, pending, response, maxPayload, flags,
+    setup);
   bridge(socket, new net.Socket({ fd, readable: true, writable: true }));
   return id;
 }

@@ -18,6 +18,7 @@ const { binding, C, ensureStarted, register, unregister, retain, release } =
   require('./native');
 const { GUID, CLOSE_TIMEOUT } = require('./constants');
 const { adoptSocket } = require('./adopt');
+const pmd = require('./pmd');
 const WebSocket = require('./websocket');
 
 const RUNNING = 0;
@@ -74,11 +75,8 @@ class WebSocketServer extends EventEmitter {
           'must be specified'
       );
     }
-    if (options.perMessageDeflate) {
-      throw new Error(
-        'ws-native: perMessageDeflate is not supported yet (see README)'
-      );
-    }
+    if (options.perMessageDeflate === true) options.perMessageDeflate = {};
+    this._pmd = pmd.pmdOptions(options.perMessageDeflate);
 
     if (options.clientTracking) {
       this.clients = new Set();
@@ -144,7 +142,9 @@ class WebSocketServer extends EventEmitter {
   /** @private */
   _flags() {
     let flags = 0;
-    if (this.options.handleProtocols || this.options.verifyClient ||
+    // permessage-deflate is negotiated in JS (lib/pmd.js): handshakes with
+    // it on cost one JS hop each.
+    if (this.options.handleProtocols || this.options.verifyClient || this._pmd ||
         this._headersHook || this.listenerCount('headers') > 0) {
       flags |= C.SERVER_NEEDS_JS;
     }
@@ -260,11 +260,31 @@ class WebSocketServer extends EventEmitter {
       }
     }
 
+    const agreement = this._negotiate(req);
+    if (agreement && agreement.error) {
+      abortHandshakeOrEmitwsClientError(this, req, socket, 400,
+        agreement.error);
+      return;
+    }
+
     const complete = () => {
-      this.completeUpgrade({}, key, protocols, req, socket, head, cb);
+      this.completeUpgrade(agreement || {}, key, protocols, req, socket, head,
+        cb);
     };
     this._verify(req, version, socket.authorized || socket.encrypted, complete,
       (code, message, headers) => abortHandshake(socket, code, message, headers));
+  }
+
+  /**
+   * permessage-deflate: null (off, or not offered), an agreement, or
+   * { error } with ws's 400 message.
+   *
+   * @private
+   */
+  _negotiate(req) {
+    const value = req.headers['sec-websocket-extensions'];
+    if (!this._pmd || value === undefined) return null;
+    return pmd.acceptOffer(this._pmd, value);
   }
 
   /**
@@ -313,14 +333,18 @@ class WebSocketServer extends EventEmitter {
 
     if (this._state > RUNNING) return abortHandshake(socket, 503);
 
-    const { headers, protocol } = this._responseHeaders(key, protocols, req);
+    const agreement = extensions && extensions.setup ? extensions : null;
+    const { headers, protocol } =
+      this._responseHeaders(key, protocols, req, agreement);
     const ws = new this.options.WebSocket(null, undefined, this.options);
     ws._closeTimeout = this.options.closeTimeout;
     socket[kWebSocket] = ws;
     socket.removeListener('error', socketOnError);
     const id = adoptSocket(socket, head, headers.concat('\r\n').join('\r\n'),
-      this.options.maxPayload, this._flags() & ~C.SERVER_NEEDS_JS);
+      this.options.maxPayload, this._flags() & ~C.SERVER_NEEDS_JS,
+      agreement ? agreement.setup : undefined);
     ws._socket = socket;
+    if (agreement) pmd.applyAgreement(ws, agreement.params, this._pmd, true);
     ws._attach(id, protocol);
     this._track(ws);
     cb(ws, req);
@@ -331,7 +355,7 @@ class WebSocketServer extends EventEmitter {
    *
    * @private
    */
-  _responseHeaders(key, protocols, req) {
+  _responseHeaders(key, protocols, req, agreement) {
     const digest = createHash('sha1').update(key + GUID).digest('base64');
     const headers = [
       'HTTP/1.1 101 Switching Protocols',
@@ -349,6 +373,7 @@ class WebSocketServer extends EventEmitter {
         headers.push(`Sec-WebSocket-Protocol: ${protocol}`);
       }
     }
+    if (agreement) headers.push(`Sec-WebSocket-Extensions: ${agreement.header}`);
     this.emit('headers', headers, req);
     return { headers, protocol };
   }
@@ -425,6 +450,11 @@ class WebSocketServer extends EventEmitter {
     const protocols = header === undefined
       ? new Set() : parseSubprotocols(header) || new Set();
     const version = +req.headers['sec-websocket-version'];
+    const agreement = this._negotiate(req);
+    if (agreement && agreement.error) {
+      binding.reject(connId, errorResponse(400, agreement.error));
+      return;
+    }
 
     // An async verifyClient may answer after the socket closed: watch the
     // id until then, so a late answer is dropped instead of attaching a
@@ -445,10 +475,11 @@ class WebSocketServer extends EventEmitter {
         binding.reject(connId, errorResponse(503));
         return;
       }
-      const { headers, protocol } =
-        this._responseHeaders(req.headers['sec-websocket-key'], protocols, req);
-      binding.accept(connId, headers.concat('\r\n').join('\r\n'));
-      this._completeNative(connId, protocol, info, req);
+      const { headers, protocol } = this._responseHeaders(
+        req.headers['sec-websocket-key'], protocols, req, agreement);
+      binding.accept(connId, headers.concat('\r\n').join('\r\n'),
+        agreement ? agreement.setup : undefined);
+      this._completeNative(connId, protocol, info, req, agreement);
     };
     const reject = (code, message, headers) => {
       if (pending.closed) return;
@@ -460,9 +491,10 @@ class WebSocketServer extends EventEmitter {
   }
 
   /** @private */
-  _completeNative(connId, protocol, info, req) {
+  _completeNative(connId, protocol, info, req, agreement) {
     const ws = new this.options.WebSocket(null, undefined, this.options);
     ws._closeTimeout = this.options.closeTimeout;
+    if (agreement) pmd.applyAgreement(ws, agreement.params, this._pmd, true);
     ws._attach(connId, protocol);
     this._track(ws);
     this.emit('connection', ws, req || makeRequest(info));

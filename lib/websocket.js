@@ -17,6 +17,7 @@ const util = require('util');
 const { binding, C, ensureStarted, register, unregister, retain, release } =
   require('./native');
 const { adoptSocket } = require('./adopt');
+const pmd = require('./pmd');
 const {
   BINARY_TYPES,
   CLOSE_TIMEOUT,
@@ -113,6 +114,9 @@ class WebSocket extends EventEmitter {
     this._bufferedAmount = 0; // bytes "sent" with no socket (ws semantics)
     this._callbacks = []; // [endOffset, cb], in order
     this._firstFragment = true;
+    this._compressEnabled = false; // permessage-deflate agreed
+    this._compressThreshold = 0;
+    this._compressing = false; // the message being sent is compressed
     this._fragments = null; // frames of a message being received
     this._turnBase = -1; // _sent when this JS turn started sending
     this._blocked = null; // frames waiting behind a Blob being read
@@ -362,11 +366,23 @@ class WebSocket extends EventEmitter {
       ...options
     };
     let opcode = opts.binary ? 2 : 1;
-    if (!this._firstFragment) opcode = 0;
+    if (data === undefined || data === null) data = EMPTY_BUFFER;
+    if (!this._firstFragment) {
+      opcode = 0;
+    } else if (this._compressEnabled) {
+      // ws's Sender: the first fragment decides for the whole message.
+      this._compressing = opts.compress !== false &&
+        (this._compressThreshold === 0 ||
+          byteLengthOf(data) >= this._compressThreshold);
+    }
     this._firstFragment = !!opts.fin;
-    const flags = (opts.fin ? C.SEND_FIN : 0) | (opts.mask ? C.SEND_MASK : 0);
-    this._queue(data === undefined || data === null ? EMPTY_BUFFER
-      : toSendable(data), opcode, flags, cb);
+    let flags = (opts.fin ? C.SEND_FIN : 0) | (opts.mask ? C.SEND_MASK : 0);
+    if (this._compressEnabled && this._compressing) {
+      flags |= C.SEND_COMPRESS;
+      // The loop thread compresses bytes.
+      if (typeof data === 'string') data = Buffer.from(data);
+    }
+    this._queue(toSendable(data), opcode, flags, cb);
   }
 
   /** @private */
@@ -546,7 +562,7 @@ class WebSocket extends EventEmitter {
         setCloseTimer(this);
         if (this._errorEmitted) return;
         this._errorEmitted = true;
-        this.emit('error', frameError(a, b));
+        this.emit('error', frameError(a, b, payload));
         return;
       }
       case C.EV_OPEN:
@@ -692,8 +708,17 @@ function endTurn() {
   for (const ws of sockets) ws._turnBase = -1;
 }
 
-function frameError(id, arg) {
+function frameError(id, arg, payload) {
   const e = C.errors[String(id | 0)];
+  if (e.message === '%s') {
+    // zlib's own error, as ws passes it on: "Z_DATA_ERROR\0message".
+    const [code, text] = payload.toString().split('\0');
+    const err = new Error(text);
+    err.code = code;
+    err.errno = -arg;
+    err[kStatusCode] = e.closeCode;
+    return err;
+  }
   const message = e.message.replace('%u', String(arg));
   const Ctor = e.ctor === 'RangeError' ? RangeError : Error;
   const err = new Ctor(e.prefix ? `Invalid WebSocket frame: ${message}` : message);
@@ -776,6 +801,13 @@ function setMaxBuffered(websocket, value) {
 
 function emitCloseLater(websocket) {
   websocket.emitClose();
+}
+
+/** The size ws compares with `threshold`. */
+function byteLengthOf(data) {
+  if (typeof data === 'string') return Buffer.byteLength(data);
+  if (isBlob(data)) return data.size;
+  return data.byteLength === undefined ? 0 : data.byteLength;
 }
 
 // ---- client ------------------------------------------------------------
@@ -941,9 +973,11 @@ function initAsClient(websocket, address, protocols, options) {
   opts.path = parsedUrl.pathname + parsedUrl.search;
   opts.timeout = opts.handshakeTimeout;
 
-  // `perMessageDeflate` is accepted, but nothing is offered until the
-  // compression codec is wired into the connection: a client that offers
-  // nothing gets nothing, and every server accepts that.
+  // permessage-deflate is offered as ws offers it (on by default).
+  const pmdOffer = pmd.pmdOptions(opts.perMessageDeflate);
+  if (pmdOffer) {
+    opts.headers['Sec-WebSocket-Extensions'] = binding.pmdOffer(pmdOffer);
+  }
 
   for (const protocol of protocols) {
     if (typeof protocol !== 'string' || !subprotocolRegex.test(protocol) ||
@@ -1019,7 +1053,8 @@ function initAsClient(websocket, address, protocols, options) {
     }
   }
 
-  websocket._hop = { address, protocols, options, opts, key, protocolSet };
+  websocket._hop = { address, protocols, options, opts, key, protocolSet,
+    pmdOffer };
   if (useNodeRequest(opts, isSecure, isIpcUrl)) {
     requestWithNode(websocket, opts, isSecure);
   } else {
@@ -1193,7 +1228,8 @@ function requestWithC(websocket, opts) {
   ensureStarted();
   const id = binding.connect(opts.host, Number(opts.port), websocket._hop.key,
     head, opts.maxPayload,
-    clientFlags(opts, C.CONN_NO_AUTO_PONG, C.CONN_SKIP_UTF8));
+    clientFlags(opts, C.CONN_NO_AUTO_PONG, C.CONN_SKIP_UTF8),
+    websocket._hop.pmdOffer || undefined);
   websocket._id = id;
   register(id, websocket);
   retain();
@@ -1288,7 +1324,8 @@ function requestWithNode(websocket, opts, isSecure) {
     try {
       ensureStarted();
       id = adoptSocket(socket, head, '', opts.maxPayload, C.ADOPT_CLIENT |
-        clientFlags(opts, C.SERVER_NO_AUTO_PONG, C.SERVER_SKIP_UTF8));
+        clientFlags(opts, C.SERVER_NO_AUTO_PONG, C.SERVER_SKIP_UTF8),
+        websocket._pmdSetup);
     } catch (err) {
       socket.destroy();
       websocket._readyState = WebSocket.CLOSING;
@@ -1382,10 +1419,19 @@ function negotiate(websocket, res) {
     return 'Server sent no subprotocol';
   }
   if (serverProt) websocket._protocol = serverProt;
-  // Nothing was offered (see initAsClient), so any extension is an error.
-  if (res.headers['sec-websocket-extensions'] !== undefined) {
-    return 'Server sent a Sec-WebSocket-Extensions header but no extension ' +
-      'was requested';
+  const extensions = res.headers['sec-websocket-extensions'];
+  if (extensions !== undefined) {
+    const offer = websocket._hop.pmdOffer;
+    if (!offer) {
+      return 'Server sent a Sec-WebSocket-Extensions header but no ' +
+        'extension was requested';
+    }
+    // The C client set the same agreement up already (conn.c), before
+    // the first frame; the Node-request path hands it to adoptSocket.
+    const answer = pmd.acceptResponse(offer, extensions);
+    if (answer.error) return answer.error;
+    websocket._pmdSetup = answer.setup;
+    pmd.applyAgreement(websocket, answer.params, offer, false);
   }
   return null;
 }

@@ -443,21 +443,143 @@ static napi_value resume_fn(napi_env env, napi_callback_info info) {
   return simple_cmd(env, info, WSN_CMD_RESUME);
 }
 
-/* accept(id, response) / reject(id, response): JS's answer to a handshake
- * C handed over: the whole 101 (then frames), or an error response (then
- * the socket closes). */
+/* ---- permessage-deflate ------------------------------------------------ */
+
+/* A JS option value in deflate.h's encoding: undefined/null -> UNSET,
+ * false -> FALSE, true -> TRUE, a number -> itself (JS checked it). */
+static int pmd_value(napi_env env, napi_value v) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  if (t == napi_boolean) {
+    bool x = false;
+    napi_get_value_bool(env, v, &x);
+    return x ? WSN_PMD_TRUE : WSN_PMD_FALSE;
+  }
+  if (t == napi_number) return (int)get_double(env, v, 0);
+  return WSN_PMD_UNSET;
+}
+
+/* [serverNoContextTakeover, clientNoContextTakeover, serverMaxWindowBits,
+ *  clientMaxWindowBits, threshold, level, memLevel, strategy] */
+static void get_pmd_options(napi_env env, napi_value arr,
+                            wsn_pmd_options_t *o) {
+  wsn_pmd_options_init(o);
+  napi_value v;
+  int f[8];
+  for (uint32_t i = 0; i < 8; i++) {
+    f[i] = napi_get_element(env, arr, i, &v) == napi_ok ? pmd_value(env, v)
+                                                         : WSN_PMD_UNSET;
+  }
+  o->server_no_context_takeover = f[0];
+  o->client_no_context_takeover = f[1];
+  o->server_max_window_bits = f[2];
+  o->client_max_window_bits = f[3];
+  if (f[4] >= 0) o->threshold = (uint64_t)f[4];
+  if (f[5] != WSN_PMD_UNSET) o->level = f[5];
+  if (f[6] > 0) o->mem_level = f[6];
+  if (f[7] > 0) o->strategy = f[7];
+}
+
+/* A wsn_pmd_setup_t passed back from JS (a Buffer), or zero. */
+static void get_setup(napi_env env, napi_value v, wsn_pmd_setup_t *s) {
+  const uint8_t *p;
+  size_t n;
+  memset(s, 0, sizeof(*s));
+  if (get_bytes(env, v, &p, &n) == 0 && n == sizeof(*s)) memcpy(s, p, n);
+}
+
+static napi_value make_setup(napi_env env, const wsn_pmd_setup_t *s) {
+  napi_value buf;
+  void *data;
+  napi_create_buffer_copy(env, sizeof(*s), s, &data, &buf);
+  return buf;
+}
+
+static napi_value make_string(napi_env env, const char *s) {
+  napi_value v;
+  napi_create_string_utf8(env, s ? s : "", NAPI_AUTO_LENGTH, &v);
+  return v;
+}
+
+/* [serverNCT, clientNCT, serverMWB, clientMWB] as JS values (0: absent). */
+static napi_value make_params(napi_env env, const wsn_pmd_params_t *p) {
+  napi_value arr;
+  napi_create_array_with_length(env, 4, &arr);
+  napi_set_element(env, arr, 0, make_number(env, p->server_no_context_takeover));
+  napi_set_element(env, arr, 1, make_number(env, p->client_no_context_takeover));
+  napi_set_element(env, arr, 2, make_number(env, p->server_max_window_bits));
+  napi_set_element(env, arr, 3, make_number(env, p->client_max_window_bits));
+  return arr;
+}
+
+/* pmdOffer(options) -> the client's Sec-WebSocket-Extensions value */
+static napi_value pmd_offer_fn(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  CHECK(get_args(env, info, 1, argv) == 0 ? napi_ok : napi_generic_failure);
+  wsn_pmd_options_t o;
+  get_pmd_options(env, argv[0], &o);
+  char out[WSN_PMD_HEADER_MAX];
+  if (wsn_pmd_offer(&o, out, sizeof(out)) == 0) out[0] = 0;
+  return make_string(env, out);
+}
+
+/* pmdNegotiate(options, value, isServer) -> [result, headerOrMessage,
+ * setup, params]. Server: result WSN_PMD_OK (header = the response value),
+ * WSN_PMD_NONE, or < 0 (message = ws's 400 text). Client: checks the 101's
+ * answer; < 0 with ws's handshake error message. */
+static napi_value pmd_negotiate_fn(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  CHECK(get_args(env, info, 3, argv) == 0 ? napi_ok : napi_generic_failure);
+  wsn_pmd_setup_t s;
+  memset(&s, 0, sizeof(s));
+  get_pmd_options(env, argv[0], &s.opts);
+  size_t n = 0;
+  char *value = get_string(env, argv[1], &n);
+  bool is_server = false;
+  napi_get_value_bool(env, argv[2], &is_server);
+  if (value == NULL) return throw_error(env, "ws-native: out of memory");
+  wsn_pmd_error_t err;
+  memset(&err, 0, sizeof(err));
+  int r = is_server
+              ? wsn_pmd_accept_offer(&s.opts, value, n, &s.params, &err)
+              : wsn_pmd_accept_response(&s.opts, value, n, &s.params, &err);
+  free(value);
+  char header[WSN_PMD_HEADER_MAX] = "";
+  if (r == WSN_PMD_OK) {
+    s.enabled = 1;
+    if (is_server && wsn_pmd_format(&s.params, header, sizeof(header)) == 0)
+      header[0] = 0;
+  }
+  napi_value out;
+  napi_create_array_with_length(env, 4, &out);
+  napi_set_element(env, out, 0, make_number(env, r));
+  napi_set_element(env, out, 1, make_string(env, r < 0 ? err.message : header));
+  napi_set_element(env, out, 2, make_setup(env, &s));
+  napi_set_element(env, out, 3, make_params(env, &s.params));
+  return out;
+}
+
+/* accept(id, response, setup) / reject(id, response): JS's answer to a
+ * handshake C handed over: the whole 101 (then frames, with the agreed
+ * compression), or an error response (then the socket closes). */
 static napi_value response_cmd(napi_env env, napi_callback_info info,
                                uint32_t type) {
-  napi_value argv[2];
-  CHECK(get_args(env, info, 2, argv) == 0 ? napi_ok : napi_generic_failure);
+  napi_value argv[3];
+  CHECK(get_args(env, info, 3, argv) == 0 ? napi_ok : napi_generic_failure);
   wsn_binding_t *b = get_binding(env);
   if (!usable(env, b)) return NULL;
   wsn_id_t id = get_id(env, argv[0]);
   size_t n = 0;
   char *resp = get_string(env, argv[1], &n);
-  wsn_cmd_t *cmd = resp ? wsn_cmd_new(type, id, n) : NULL;
+  size_t pre = type == WSN_CMD_ACCEPT ? sizeof(wsn_pmd_setup_t) : 0;
+  wsn_cmd_t *cmd = resp ? wsn_cmd_new(type, id, pre + n) : NULL;
   if (cmd) {
-    memcpy(cmd->data, resp, n);
+    if (pre) {
+      wsn_pmd_setup_t s;
+      get_setup(env, argv[2], &s);
+      memcpy(cmd->data, &s, sizeof(s));
+    }
+    memcpy(cmd->data + pre, resp, n);
     wsn_loop_push(&b->loop, cmd);
   }
   free(resp);
@@ -473,7 +595,7 @@ static napi_value reject_fn(napi_env env, napi_callback_info info) {
   return response_cmd(env, info, WSN_CMD_REJECT);
 }
 
-/* adopt(fd, head, response, maxPayload, flags) -> [id, jsFd]
+/* adopt(fd, head, response, maxPayload, flags, setup) -> [id, jsFd]
  *
  * Takes over a socket a Node http server accepted, after JS did the
  * handshake. fd >= 0: a plain TCP (or pipe) socket; it is duplicated here
@@ -482,8 +604,8 @@ static napi_value reject_fn(napi_env env, napi_callback_info info) {
  * taken over (TLS, any Duplex): a socketpair links it to the loop, which
  * gets one end; JS pipes the stream to and from the other end, jsFd. */
 static napi_value adopt_fn(napi_env env, napi_callback_info info) {
-  napi_value argv[5];
-  CHECK(get_args(env, info, 5, argv) == 0 ? napi_ok : napi_generic_failure);
+  napi_value argv[6];
+  CHECK(get_args(env, info, 6, argv) == 0 ? napi_ok : napi_generic_failure);
   wsn_binding_t *b = get_binding(env);
   if (!usable(env, b)) return NULL;
   const uint8_t *head = NULL;
@@ -522,6 +644,7 @@ static napi_value adopt_fn(napi_env env, napi_callback_info info) {
   a.flags = (uint32_t)get_double(env, argv[4], 0);
   a.head_len = (uint32_t)hl;
   a.response_len = (uint32_t)rl;
+  get_setup(env, argv[5], &a.pmd);
   memcpy(cmd->data, &a, sizeof(a));
   if (hl) memcpy(cmd->data + sizeof(a), head, hl);
   memcpy(cmd->data + sizeof(a) + hl, resp, rl);
@@ -536,10 +659,11 @@ static napi_value adopt_fn(napi_env env, napi_callback_info info) {
 
 /* ---- clients ----------------------------------------------------------- */
 
-/* connect(host, port, key, request, maxPayload, flags) -> id */
+/* connect(host, port, key, request, maxPayload, flags, offer) -> id; offer:
+ * the permessage-deflate options offered (lib/pmd.js's array), if any. */
 static napi_value connect_fn(napi_env env, napi_callback_info info) {
-  napi_value argv[6];
-  CHECK(get_args(env, info, 6, argv) == 0 ? napi_ok : napi_generic_failure);
+  napi_value argv[7];
+  CHECK(get_args(env, info, 7, argv) == 0 ? napi_ok : napi_generic_failure);
   wsn_binding_t *b = get_binding(env);
   if (!usable(env, b)) return NULL;
   size_t hl = 0, kl = 0, rl = 0;
@@ -556,6 +680,12 @@ static napi_value connect_fn(napi_env env, napi_callback_info info) {
     a.port = (uint32_t)get_double(env, argv[1], 80);
     a.max_payload = (uint64_t)get_double(env, argv[4], 0);
     a.flags = (uint32_t)get_double(env, argv[5], 0);
+    bool offered = false;
+    napi_is_array(env, argv[6], &offered);
+    if (offered) {
+      get_pmd_options(env, argv[6], &a.pmd.opts);
+      a.pmd.offered = 1;
+    }
     a.host_len = (uint32_t)hl;
     a.key_len = (uint32_t)kl;
     a.request_len = (uint32_t)rl;
@@ -578,6 +708,7 @@ static napi_value connect_fn(napi_env env, napi_callback_info info) {
 #define SEND_FIN 1u
 #define SEND_MASK 2u
 #define SEND_ACK 4u
+#define SEND_COMPRESS 8u /* compress on the loop thread (permessage-deflate) */
 
 /* Finishes a record whose payload sits at data + 14: writes the header
  * right-aligned before it and masks the payload if asked. */
@@ -627,11 +758,26 @@ static wsn_cmd_t *build_frame(napi_env env, wsn_binding_t *b, wsn_id_t id,
     *frame_len = finish_frame(b, cmd, n, opcode, flags, 0, NULL);
     return cmd;
   }
+  /* (strings above are never compressed: send() passes them as Buffers
+   * when it asks for compression) */
   const uint8_t *p = NULL;
   size_t n = 0;
   if (t != napi_undefined && t != napi_null && get_bytes(env, data, &p, &n) != 0) {
     napi_throw_type_error(env, NULL, "ws-native: data must be a string or bytes");
     return NULL;
+  }
+  if (flags & SEND_COMPRESS) {
+    /* The loop thread compresses and frames it (compress_frame in conn.c);
+     * JS counts it at its uncompressed frame size. */
+    cmd = wsn_cmd_new(type, id, n);
+    if (cmd == NULL) return NULL;
+    if (n) memcpy(cmd->data, p, n);
+    cmd->flags = WSN_SEND_COMPRESS | (uint32_t)opcode << WSN_SEND_OPCODE_SHIFT |
+                 ((flags & SEND_FIN) ? WSN_SEND_FIN : 0) |
+                 ((flags & SEND_ACK) ? WSN_SEND_WANT_ACK : 0);
+    *frame_len = n + wsn_frame_header_size(n, (flags & SEND_MASK) != 0);
+    cmd->arg = *frame_len;
+    return cmd;
   }
   cmd = wsn_cmd_new(type, id, 14 + n);
   if (cmd == NULL) return NULL;
@@ -743,6 +889,9 @@ static napi_value make_constants(napi_env env) {
   set_number(env, c, "SERVER_NO_AUTO_PONG", WSN_SERVER_NO_AUTO_PONG);
   set_number(env, c, "SERVER_SKIP_UTF8", WSN_SERVER_SKIP_UTF8);
   set_number(env, c, "ADOPT_CLIENT", WSN_ADOPT_CLIENT);
+  set_number(env, c, "SEND_COMPRESS", SEND_COMPRESS);
+  set_number(env, c, "PMD_OK", WSN_PMD_OK);
+  set_number(env, c, "PMD_NONE", WSN_PMD_NONE);
   set_number(env, c, "CONN_NO_AUTO_PONG", WSN_CONN_NO_AUTO_PONG);
   set_number(env, c, "CONN_SKIP_UTF8", WSN_CONN_SKIP_UTF8);
   set_number(env, c, "HS_OK", WSN_HS_OK);
@@ -789,7 +938,8 @@ static napi_value init(napi_env env, napi_value exports) {
       FN("send", send_fn),           FN("close", close_fn),
       FN("terminate", terminate_fn), FN("pause", pause_fn),
       FN("resume", resume_fn),       FN("written", written_fn),
-      FN("adopt", adopt_fn),
+      FN("adopt", adopt_fn),         FN("pmdOffer", pmd_offer_fn),
+      FN("pmdNegotiate", pmd_negotiate_fn),
 #undef FN
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

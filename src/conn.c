@@ -132,9 +132,10 @@ static void free_message(wsn_conn_t *c) {
 
 /* Reports ws's error for a bad frame, answers with its close code, and
  * stops acting on input (ws: receiverOnError then close(code)). */
-static void protocol_error(wsn_conn_t *c, int err, uint32_t arg) {
+static void error_with_payload(wsn_conn_t *c, int err, uint32_t arg,
+                               const void *payload, size_t len) {
   if (c->errored) return;
-  wsn_event_t *ev = wsn_loop_post(c->loop, WSN_EV_ERROR, c->id, NULL, 0);
+  wsn_event_t *ev = wsn_loop_post(c->loop, WSN_EV_ERROR, c->id, payload, len);
   if (ev) {
     ev->a = (uint32_t)err;
     ev->b = arg;
@@ -146,6 +147,60 @@ static void protocol_error(wsn_conn_t *c, int err, uint32_t arg) {
   c->end_after_flush = 1;
   wsn_loop_mark_dirty(c->loop, c);
   update_reading(c);
+}
+
+static void protocol_error(wsn_conn_t *c, int err, uint32_t arg) {
+  error_with_payload(c, err, arg, NULL, 0);
+}
+
+/* A decompression failure, as ws reports it: too big is its own 1009
+ * error; corrupt data is zlib's error (code and message) with 1007. */
+static void inflate_error(wsn_conn_t *c, int r) {
+  if (r == WSN_PMD_E_TOO_BIG) {
+    protocol_error(c, WSN_E_MESSAGE_LENGTH, 0);
+    return;
+  }
+  if (r == WSN_PMD_E_NOMEM) {
+    wsn_conn_destroy(c);
+    return;
+  }
+  char text[256];
+  const char *code = wsn_pmd_zlib_code_name(c->pmd->error_code);
+  int n = snprintf(text, sizeof(text), "%s%c%s", code ? code : "", 0,
+                   c->pmd->error ? c->pmd->error : "Zlib error");
+  if (n < 0) n = 0;
+  if ((size_t)n >= sizeof(text)) n = sizeof(text) - 1;
+  error_with_payload(c, WSN_E_INFLATE, (uint32_t)-c->pmd->error_code, text,
+                     (size_t)n);
+}
+
+/* Inflates a compressed frame's payload (or, with fin, ends the message)
+ * into c->msg, and validates what came out if it is text. */
+static int inflate_into_message(wsn_conn_t *c, const uint8_t *p, size_t n,
+                                int fin) {
+  size_t before = c->msg.len;
+  int r = wsn_pmd_decompress(c->pmd, p, n, fin, &c->msg);
+  if (r != WSN_PMD_OK) {
+    inflate_error(c, r);
+    return -1;
+  }
+  if (c->msg_opcode == WSN_OP_TEXT && !c->skip_utf8 &&
+      wsn_utf8_update(&c->utf8, c->msg.base + before, c->msg.len - before) != 0) {
+    protocol_error(c, WSN_E_INVALID_UTF8, 0);
+    return -1;
+  }
+  return 0;
+}
+
+/* Turns permessage-deflate on for this connection (from a handshake). */
+static int pmd_enable(wsn_conn_t *c, const wsn_pmd_setup_t *s) {
+  if (!s->enabled) return 0;
+  c->pmd = malloc(sizeof(*c->pmd));
+  if (c->pmd == NULL) return -1;
+  wsn_pmd_codec_init(c->pmd, &s->params, c->is_server, &s->opts,
+                     c->parser.max_payload);
+  c->parser.rsv1_allowed = 1;
+  return 0;
 }
 
 /* Posts one data frame's payload: a whole message, or (flag WSN_MSG_MORE)
@@ -321,10 +376,12 @@ static void process_frames(wsn_conn_t *c, uint8_t *buf, size_t len) {
         if (ev.opcode != WSN_OP_CONT) {
           c->msg_opcode = ev.opcode;
           c->utf8 = WSN_UTF8_ACCEPT;
+          c->msg_compressed = ev.rsv1; /* the parser allows it if agreed */
         }
         /* A frame whose whole payload is already in this read is posted
          * straight from the read buffer: one copy, into the batch. */
-        c->direct = c->msg.len == 0 && ev.length <= len - off;
+        c->direct = !c->msg_compressed && c->msg.len == 0 &&
+                    ev.length <= len - off;
         break;
       case WSN_FRAME_DATA: {
         const uint8_t *p = ev.data.base;
@@ -337,6 +394,10 @@ static void process_frames(wsn_conn_t *c, uint8_t *buf, size_t len) {
           if (n > 125u - c->ctrl_len) n = 125u - c->ctrl_len; /* parser caps */
           memcpy(c->ctrl + c->ctrl_len, p, n);
           c->ctrl_len = (uint8_t)(c->ctrl_len + n);
+          break;
+        }
+        if (c->msg_compressed) {
+          if (inflate_into_message(c, p, n, 0) != 0) return;
           break;
         }
         int text = c->msg_opcode == WSN_OP_TEXT;
@@ -363,6 +424,9 @@ static void process_frames(wsn_conn_t *c, uint8_t *buf, size_t len) {
           break;
         }
         int text = c->msg_opcode == WSN_OP_TEXT;
+        if (c->msg_compressed && ev.fin &&
+            inflate_into_message(c, NULL, 0, 1) != 0)
+          return;
         if (ev.fin && text && !c->skip_utf8 && c->utf8 != WSN_UTF8_ACCEPT) {
           protocol_error(c, WSN_E_INVALID_UTF8, 0);
           return;
@@ -377,6 +441,9 @@ static void process_frames(wsn_conn_t *c, uint8_t *buf, size_t len) {
           else c->msg.len = 0;
         }
         c->direct = 0;
+        /* Between messages a side without context takeover needs no zlib
+         * state: give it back. */
+        if (ev.fin && c->pmd) wsn_pmd_codec_idle(c->pmd);
         break;
       }
       case WSN_FRAME_ERROR:
@@ -631,6 +698,25 @@ static void client_handshake(wsn_conn_t *c, const uint8_t *data, size_t n) {
   } else {
     result = (uint32_t)wsn_handshake_check_response(head, c->key, strlen(c->key));
     head_len = (size_t)r;
+    /* The answer to our compression offer is set up here, before the first
+     * frame is read. JS checks the same header again for ws's error (a bad
+     * answer fails the handshake there). */
+    const wsn_http_header_t *ext = wsn_http_find(head, "sec-websocket-extensions");
+    if (result == WSN_HS_OK && c->pmd_offer && ext) {
+      wsn_pmd_setup_t setup;
+      wsn_pmd_error_t err;
+      memset(&setup, 0, sizeof(setup));
+      setup.opts = *c->pmd_offer;
+      if (wsn_pmd_accept_response(c->pmd_offer, ext->value, ext->value_len,
+                                  &setup.params, &err) == WSN_PMD_OK) {
+        setup.enabled = 1;
+        if (pmd_enable(c, &setup) != 0) {
+          free(head);
+          wsn_conn_destroy(c);
+          return;
+        }
+      }
+    }
   }
   free(head);
   /* For an unexpected response, whatever body bytes came with the head are
@@ -730,6 +816,12 @@ void wsn_conn_adopt(wsn_loop_t *l, wsn_cmd_t *cmd) {
   c->auto_pong = !(a->flags & WSN_SERVER_NO_AUTO_PONG);
   c->skip_utf8 = !!(a->flags & WSN_SERVER_SKIP_UTF8);
   wsn_frame_parser_init(&c->parser, c->is_server, a->max_payload);
+  if (pmd_enable(c, &a->pmd) != 0) {
+    close(fd);
+    free(cmd);
+    wsn_conn_destroy(c);
+    return;
+  }
   if (uv_tcp_open(&c->tcp, fd) != 0) {
     close(fd);
     free(cmd);
@@ -902,6 +994,15 @@ void wsn_conn_connect(wsn_loop_t *l, wsn_cmd_t *cmd) {
   c->host[a->host_len] = 0;
   memcpy(c->key, key, a->key_len);
   c->key[a->key_len] = 0;
+  if (a->pmd.offered) {
+    c->pmd_offer = malloc(sizeof(*c->pmd_offer));
+    if (c->pmd_offer == NULL) {
+      free(cmd);
+      wsn_conn_destroy(c);
+      return;
+    }
+    *c->pmd_offer = a->pmd.opts;
+  }
   /* The command record itself becomes the outbox entry for the request. */
   cmd->off = sizeof(*a) + a->host_len + a->key_len;
   cmd->len = a->request_len;
@@ -957,12 +1058,15 @@ static void consume(wsn_conn_t *c, size_t bytes) {
     wsn_cmd_t *cmd = c->out_head;
     size_t left = cmd->len - c->out_off;
     size_t take = bytes < left ? bytes : left;
-    if (!(cmd->flags & WSN_CMD_HANDSHAKE_BYTES)) c->written += take;
+    /* A compressed frame counts as the size JS gave it, once it is out. */
+    int accounted = (cmd->flags & WSN_SEND_COMPRESS) != 0;
+    if (!(cmd->flags & WSN_CMD_HANDSHAKE_BYTES) && !accounted) c->written += take;
     bytes -= take;
     if (take < left) {
       c->out_off += take;
       break;
     }
+    if (accounted) c->written += cmd->arg;
     c->out_off = 0;
     if (cmd->flags & WSN_SEND_WANT_ACK) c->want_ack = 1;
     c->out_head = cmd->next;
@@ -1080,6 +1184,44 @@ void wsn_conn_flush(wsn_conn_t *c) {
 
 /* ---- commands --------------------------------------------------------- */
 
+/* Compresses a bare payload JS queued (WSN_SEND_COMPRESS) into a whole
+ * frame record: RSV1 on a message's first frame, masked for a client. The
+ * new record keeps the size JS counted (arg), written off when it leaves
+ * whole (consume). Returns NULL after failing the connection. */
+static wsn_cmd_t *compress_frame(wsn_conn_t *c, wsn_cmd_t *cmd) {
+  int opcode = (int)((cmd->flags >> WSN_SEND_OPCODE_SHIFT) & 0xF);
+  int fin = (cmd->flags & WSN_SEND_FIN) != 0;
+  wsn_buf_t out = {0};
+  int r = c->pmd ? wsn_pmd_compress(c->pmd, cmd->data + cmd->off, cmd->len,
+                                    fin, &out)
+                 : WSN_PMD_E_ZLIB;
+  wsn_cmd_t *frame = NULL;
+  if (r == WSN_PMD_OK) {
+    int masked = !c->is_server;
+    size_t h = wsn_frame_header_size(out.len, masked);
+    frame = wsn_cmd_new(WSN_CMD_SEND, c->id, h + out.len);
+  }
+  if (frame == NULL) {
+    wsn_buf_free(&out);
+    free(cmd);
+    wsn_conn_destroy(c);
+    return NULL;
+  }
+  uint8_t mask[4];
+  int masked = !c->is_server;
+  if (masked) wsn_rand_fill(&c->loop->rand, mask, 4);
+  size_t h = wsn_frame_header(frame->data, fin, opcode != WSN_OP_CONT, opcode,
+                              out.len, masked ? mask : NULL);
+  if (masked) wsn_frame_mask_copy(frame->data + h, out.base, out.len, mask);
+  else if (out.len) memcpy(frame->data + h, out.base, out.len);
+  frame->flags = (cmd->flags & WSN_SEND_WANT_ACK) | WSN_SEND_COMPRESS;
+  frame->arg = cmd->arg;
+  wsn_buf_free(&out);
+  free(cmd);
+  if (fin) wsn_pmd_codec_idle(c->pmd);
+  return frame;
+}
+
 void wsn_conn_command(wsn_conn_t *c, wsn_cmd_t *cmd) {
   if (c->state == WSN_CS_CLOSING_HANDLE) {
     free(cmd);
@@ -1094,6 +1236,9 @@ void wsn_conn_command(wsn_conn_t *c, wsn_cmd_t *cmd) {
         free(cmd);
         return;
       }
+      if ((cmd->flags & WSN_SEND_COMPRESS) &&
+          (cmd = compress_frame(c, cmd)) == NULL)
+        return;
       outbox_push(c, cmd);
       return;
     case WSN_CMD_CLOSE:
@@ -1122,9 +1267,17 @@ void wsn_conn_command(wsn_conn_t *c, wsn_cmd_t *cmd) {
       return;
     case WSN_CMD_ACCEPT:
       /* JS built the whole 101 response (its 'headers' listeners saw it). */
-      if (c->state == WSN_CS_WAIT_JS) {
+      if (c->state == WSN_CS_WAIT_JS && cmd->len >= sizeof(wsn_pmd_setup_t)) {
+        wsn_pmd_setup_t setup;
+        memcpy(&setup, cmd->data, sizeof(setup));
+        cmd->off = sizeof(setup);
+        cmd->len -= sizeof(setup);
         cmd->flags |= WSN_CMD_HANDSHAKE_BYTES;
         outbox_push(c, cmd);
+        if (pmd_enable(c, &setup) != 0) {
+          wsn_conn_destroy(c);
+          return;
+        }
         become_open(c);
         return;
       }
@@ -1174,6 +1327,11 @@ static void on_close(uv_handle_t *h) {
   free(c->ctrl);
   free(c->key);
   free(c->host);
+  if (c->pmd) {
+    wsn_pmd_codec_free(c->pmd);
+    free(c->pmd);
+  }
+  free(c->pmd_offer);
   if (c->addrs) uv_freeaddrinfo(c->addrs);
   wsn_server_t *srv = c->server;
   if (srv) {

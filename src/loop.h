@@ -11,6 +11,7 @@
 
 #include <uv.h>
 #include "buf.h"
+#include "deflate.h"
 #include "rand.h"
 #include "slots.h"
 
@@ -26,7 +27,7 @@ typedef enum {
   WSN_CMD_SERVER_CLOSE,
   WSN_CMD_SERVER_FLAGS, /* arg: WSN_SERVER_* flags */
   WSN_CMD_CONNECT,      /* data: wsn_connect_args_t + host + request */
-  WSN_CMD_ACCEPT,       /* data: the 101 response JS built */
+  WSN_CMD_ACCEPT,       /* data: wsn_pmd_setup_t, then the 101 JS built */
   WSN_CMD_REJECT,       /* data: the error response; then close */
   WSN_CMD_ACK,          /* arg: pointer to a delivered batch (wsn_buf_t *) */
   WSN_CMD_ADOPT,        /* data: wsn_adopt_args_t + head + response */
@@ -36,6 +37,22 @@ typedef enum {
 /* Flags of SEND/CLOSE commands. */
 #define WSN_SEND_WANT_ACK 1u /* report WRITTEN once these bytes are out */
 #define WSN_CMD_HANDSHAKE_BYTES 2u /* HTTP bytes: not counted as written */
+/* SEND: data[off..off+len) is a bare payload to compress on the loop
+ * thread; the frame's opcode and FIN are in the flags below. `arg` is the
+ * size JS counted for it (bufferedAmount), written off when the compressed
+ * frame has left whole. */
+#define WSN_SEND_COMPRESS 4u
+#define WSN_SEND_FIN 8u
+#define WSN_SEND_OPCODE_SHIFT 16
+
+/* permessage-deflate for a connection: what was agreed (or, for a client
+ * the loop connects, what was offered: `offered`), and the options. */
+typedef struct {
+  wsn_pmd_options_t opts;
+  wsn_pmd_params_t params;
+  uint32_t enabled;  /* params hold an agreement */
+  uint32_t offered;  /* client: check the 101's answer against opts */
+} wsn_pmd_setup_t;
 
 typedef struct wsn_cmd_s {
   struct wsn_cmd_s *next;
@@ -73,6 +90,7 @@ typedef struct {
   uint32_t host_len;     /* host follows, then key, then the request */
   uint32_t key_len;
   uint32_t request_len;
+  wsn_pmd_setup_t pmd;   /* offered: the 101 may agree to compression */
 } wsn_connect_args_t;
 
 /* A socket whose handshake JS did (a Node http server's upgrade): the fd
@@ -85,6 +103,7 @@ typedef struct {
   uint32_t flags;
   uint32_t head_len;     /* head follows, then response */
   uint32_t response_len;
+  wsn_pmd_setup_t pmd;
 } wsn_adopt_args_t;
 
 #define WSN_CONN_NO_AUTO_PONG 1u

@@ -52,7 +52,10 @@ typedef struct {
   X(INVALID_UTF8, "WS_ERR_INVALID_UTF8", "Error", 1, "invalid UTF-8 sequence", \
     1007)                                                                      \
   X(CLOSE_CODE, "WS_ERR_INVALID_CLOSE_CODE", "RangeError", 1,                  \
-    "invalid status code %u", 1002)
+    "invalid status code %u", 1002)                                            \
+  /* Corrupt compressed data: ws passes zlib's own error on (its message  \
+   * and code come in the event's payload as "code\0message"). */         \
+  X(INFLATE, "", "Error", 0, "%s", 1007)
 
 /* Error ids are negative so that "returns < 0 on error" reads naturally. */
 typedef enum {
