@@ -15,6 +15,7 @@
         "src/loop.c",
         "src/rand.c",
         "src/slots.c",
+        "src/tls.c",
         "src/utf8.c"
       ],
       "defines": ["NAPI_VERSION=8"],

@@ -574,6 +574,9 @@ class WebSocket extends EventEmitter {
       case C.EV_SOCKET_ERROR:
         onSocketError(this, payload, a);
         return;
+      case C.EV_TLS_ERROR:
+        onTlsError(this, payload);
+        return;
       case C.EV_CLOSED:
         this._nativeClosed = true;
         // A failed handshake emits its own 'error' and 'close'.
@@ -855,14 +858,11 @@ const NODE_ONLY_OPTIONS = [
  * @return {boolean}
  */
 function useNodeRequest(opts, isSecure, isIpcUrl) {
-  // THE SWITCH FOR wss://: the C client has no TLS yet, so every wss://
-  // handshake goes through https.request with the whole options object, as
-  // ws does (ca, cert, key, passphrase, pfx, rejectUnauthorized, servername,
-  // checkServerIdentity, ...), and the TLSSocket is bridged to the loop.
-  // When the C TLS client lands, narrow this line (TLS options C cannot
-  // honour, a checkServerIdentity function say, still need Node) and hand
-  // the rest to binding.connect in requestWithC().
-  if (isSecure) return true;
+  // wss:// is TLS in C on the I/O loop (src/tls.c) for the options C
+  // honours (ca, cert, key, passphrase, pfx, rejectUnauthorized,
+  // servername); any other TLS option needs Node's tls, through
+  // https.request, with the TLSSocket bridged to the loop.
+  if (isSecure && !tlsInC(opts)) return true;
   if (isIpcUrl) return true;
   if (opts.agent) return true; // `agent: false` is what the C path does
   if (opts.setHost === false) return true;
@@ -870,6 +870,77 @@ function useNodeRequest(opts, isSecure, isIpcUrl) {
     if (opts[name] !== undefined) return true;
   }
   return false;
+}
+
+// TLS options that only Node's tls can honour.
+const NODE_TLS_OPTIONS = [
+  'ALPNProtocols', 'checkServerIdentity', 'ciphers', 'clientCertEngine',
+  'crl', 'dhparam', 'ecdhCurve', 'enableTrace', 'honorCipherOrder',
+  'maxVersion', 'minDHSize', 'minVersion', 'privateKeyEngine',
+  'privateKeyIdentifier', 'pskCallback', 'requestOCSP', 'secureContext',
+  'secureOptions', 'secureProtocol', 'session', 'sigalgs', 'ticketKeys'
+];
+
+function isPem(v) {
+  return typeof v === 'string' || Buffer.isBuffer(v);
+}
+
+function pemList(v) {
+  return Array.isArray(v) ? v.every(isPem) : isPem(v);
+}
+
+/** Whether src/tls.c can do this wss:// connection's TLS. */
+function tlsInC(opts) {
+  for (const name of NODE_TLS_OPTIONS) {
+    if (opts[name] !== undefined) return false;
+  }
+  for (const name of ['ca', 'cert', 'key']) {
+    if (opts[name] !== undefined && !pemList(opts[name])) return false;
+  }
+  if (opts.pfx !== undefined && !Buffer.isBuffer(opts.pfx)) return false;
+  if (opts.passphrase !== undefined && typeof opts.passphrase !== 'string') {
+    return false;
+  }
+  return true;
+}
+
+function joinPem(v) {
+  if (v === undefined) return undefined;
+  return Array.isArray(v) ? v.map(String).join('\n') : String(v);
+}
+
+const defaultTlsContexts = new Map(); // rejectUnauthorized -> context
+
+/**
+ * [context, servername, verifyHost] for binding.connect. The context with
+ * Node's root certificates is built once per process (parsing them takes
+ * milliseconds); one with the user's own certificates, per connection.
+ */
+function tlsArgs(opts) {
+  const reject = opts.rejectUnauthorized !== undefined
+    ? opts.rejectUnauthorized !== false
+    : process.env.NODE_TLS_REJECT_UNAUTHORIZED !== '0';
+  let context;
+  if (opts.ca === undefined && opts.cert === undefined &&
+      opts.key === undefined && opts.pfx === undefined) {
+    context = defaultTlsContexts.get(reject);
+    if (!context) {
+      context = binding.tlsContext(tls.rootCertificates.join('\n'),
+        undefined, undefined, undefined, undefined, reject);
+      defaultTlsContexts.set(reject, context);
+    }
+  } else {
+    context = binding.tlsContext(
+      opts.ca === undefined ? tls.rootCertificates.join('\n') : joinPem(opts.ca),
+      joinPem(opts.cert), joinPem(opts.key), opts.passphrase, opts.pfx, reject);
+  }
+  // As ws's tlsConnect and Node's tls.connect: SNI is the host name (never
+  // an IP), and the certificate is checked against servername || host.
+  let servername = opts.servername;
+  if (!servername && servername !== '') {
+    servername = net.isIP(opts.host) ? '' : opts.host;
+  }
+  return [context, servername, servername || opts.host];
 }
 
 /**
@@ -1058,7 +1129,7 @@ function initAsClient(websocket, address, protocols, options) {
   if (useNodeRequest(opts, isSecure, isIpcUrl)) {
     requestWithNode(websocket, opts, isSecure);
   } else {
-    requestWithC(websocket, opts);
+    requestWithC(websocket, opts, isSecure);
   }
 }
 
@@ -1217,7 +1288,7 @@ function clientFlags(opts, noAutoPong, skipUTF8) {
 /**
  * A handshake attempt made by the C client.
  */
-function requestWithC(websocket, opts) {
+function requestWithC(websocket, opts, isSecure) {
   const req = (websocket._req = new NativeRequest(websocket, opts));
   if (websocket._redirects) websocket.emit('redirect', websocket.url, req);
   // Where ws's request would be connecting already, ours connects now,
@@ -1229,7 +1300,8 @@ function requestWithC(websocket, opts) {
   const id = binding.connect(opts.host, Number(opts.port), websocket._hop.key,
     head, opts.maxPayload,
     clientFlags(opts, C.CONN_NO_AUTO_PONG, C.CONN_SKIP_UTF8),
-    websocket._hop.pmdOffer || undefined);
+    websocket._hop.pmdOffer || undefined,
+    isSecure ? tlsArgs(opts) : undefined);
   websocket._id = id;
   register(id, websocket);
   retain();
@@ -1608,6 +1680,23 @@ function onOpen(websocket, payload, result, headLen) {
   websocket._handshakeTimer = null;
   websocket._readyState = WebSocket.OPEN;
   websocket.emit('open');
+}
+
+/**
+ * A TLS failure of the C client (a rejected certificate, an alert), with
+ * the code and message Node's tls gives. As with ws over Node, it is an
+ * 'error' only while connecting; later the socket just closes (1006).
+ */
+function onTlsError(websocket, payload) {
+  if (websocket._aborted || websocket._readyState !== WebSocket.CONNECTING) {
+    return;
+  }
+  const [code, message] = payload.toString().split('\0');
+  const err = new Error(message);
+  if (code) err.code = code;
+  clearTimeout(websocket._handshakeTimer);
+  websocket._aborted = true;
+  emitErrorAndClose(websocket, err);
 }
 
 /**

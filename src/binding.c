@@ -29,6 +29,7 @@
 #include "handshake.h"
 #include "loop.h"
 #include "rand.h"
+#include "tls.h"
 
 typedef struct {
   napi_env env;
@@ -659,11 +660,77 @@ static napi_value adopt_fn(napi_env env, napi_callback_info info) {
 
 /* ---- clients ----------------------------------------------------------- */
 
-/* connect(host, port, key, request, maxPayload, flags, offer) -> id; offer:
- * the permessage-deflate options offered (lib/pmd.js's array), if any. */
+/* ---- TLS contexts ------------------------------------------------------ */
+
+static void finalize_tls_ctx(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  wsn_tls_ctx_release(data);
+}
+
+/* Optional string/Buffer argument as bytes (NULL if absent). The string
+ * case is malloc'd into *owned. */
+static const uint8_t *opt_bytes(napi_env env, napi_value v, size_t *len,
+                                char **owned) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  *len = 0;
+  if (t == napi_string) {
+    *owned = get_string(env, v, len);
+    return (const uint8_t *)*owned;
+  }
+  const uint8_t *p;
+  if (t == napi_object && get_bytes(env, v, &p, len) == 0) return p;
+  return NULL;
+}
+
+/* tlsContext(ca, cert, key, passphrase, pfx, rejectUnauthorized) -> an
+ * external holding a client SSL_CTX (released when collected). Errors are
+ * thrown with Node's code and message (a bad key or certificate). */
+static napi_value tls_context_fn(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  CHECK(get_args(env, info, 6, argv) == 0 ? napi_ok : napi_generic_failure);
+  char *owned[5] = {0};
+  wsn_tls_ctx_options_t o;
+  memset(&o, 0, sizeof(o));
+  o.ca = (const char *)opt_bytes(env, argv[0], &o.ca_len, &owned[0]);
+  o.cert = (const char *)opt_bytes(env, argv[1], &o.cert_len, &owned[1]);
+  o.key = (const char *)opt_bytes(env, argv[2], &o.key_len, &owned[2]);
+  size_t pl = 0;
+  o.passphrase = (const char *)opt_bytes(env, argv[3], &pl, &owned[3]);
+  if (o.passphrase && owned[3] == NULL) o.passphrase = NULL; /* strings only */
+  o.pfx = opt_bytes(env, argv[4], &o.pfx_len, &owned[4]);
+  bool reject = true;
+  napi_get_value_bool(env, argv[5], &reject);
+  o.reject_unauthorized = reject;
+  wsn_tls_error_t err;
+  memset(&err, 0, sizeof(err));
+  wsn_tls_ctx_t *ctx = wsn_tls_ctx_new(&o, &err);
+  for (int i = 0; i < 5; i++) free(owned[i]);
+  if (ctx == NULL) {
+    napi_value msg, code, error;
+    napi_create_string_utf8(env, err.message ? err.message : "TLS error",
+                            NAPI_AUTO_LENGTH, &msg);
+    napi_create_string_utf8(env, err.code, NAPI_AUTO_LENGTH, &code);
+    napi_create_error(env, err.code[0] ? code : NULL, msg, &error);
+    wsn_tls_error_clear(&err);
+    napi_throw(env, error);
+    return NULL;
+  }
+  napi_value ext;
+  if (napi_create_external(env, ctx, finalize_tls_ctx, NULL, &ext) != napi_ok) {
+    wsn_tls_ctx_release(ctx);
+    return NULL;
+  }
+  return ext;
+}
+
+/* connect(host, port, key, request, maxPayload, flags, offer, tls) -> id;
+ * offer: the permessage-deflate options offered (lib/pmd.js's array), if
+ * any; tls: [context, servername, verifyHost] for wss://. */
 static napi_value connect_fn(napi_env env, napi_callback_info info) {
-  napi_value argv[7];
-  CHECK(get_args(env, info, 7, argv) == 0 ? napi_ok : napi_generic_failure);
+  napi_value argv[8];
+  CHECK(get_args(env, info, 8, argv) == 0 ? napi_ok : napi_generic_failure);
   wsn_binding_t *b = get_binding(env);
   if (!usable(env, b)) return NULL;
   size_t hl = 0, kl = 0, rl = 0;
@@ -686,6 +753,31 @@ static napi_value connect_fn(napi_env env, napi_callback_info info) {
       get_pmd_options(env, argv[6], &a.pmd.opts);
       a.pmd.offered = 1;
     }
+    bool secure = false;
+    napi_is_array(env, argv[7], &secure);
+    if (secure) {
+      /* The session is made here, while the context is surely alive (it
+       * holds a reference); the loop thread only uses it. */
+      napi_value v;
+      void *ctx = NULL;
+      napi_get_element(env, argv[7], 0, &v);
+      napi_get_value_external(env, v, &ctx);
+      napi_get_element(env, argv[7], 1, &v);
+      char *sni = get_string(env, v, NULL);
+      napi_get_element(env, argv[7], 2, &v);
+      char *vhost = get_string(env, v, NULL);
+      a.tls = ctx && sni && vhost
+                  ? wsn_tls_session_new(ctx, sni[0] ? sni : NULL, vhost)
+                  : NULL;
+      free(sni);
+      free(vhost);
+      if (a.tls == NULL) {
+        free(cmd);
+        cmd = NULL;
+      }
+    }
+  }
+  if (cmd) {
     a.host_len = (uint32_t)hl;
     a.key_len = (uint32_t)kl;
     a.request_len = (uint32_t)rl;
@@ -699,7 +791,10 @@ static napi_value connect_fn(napi_env env, napi_callback_info info) {
   free(host);
   free(key);
   free(req);
-  if (cmd == NULL) return throw_error(env, "ws-native: cannot connect (out of memory)");
+  if (cmd == NULL) {
+    if (id) wsn_slots_free(&b->loop.slots, id);
+    return throw_error(env, "ws-native: cannot connect (out of memory)");
+  }
   return make_number(env, (double)id);
 }
 
@@ -869,6 +964,7 @@ static napi_value make_constants(napi_env env) {
   EV(LISTENING); EV(LISTEN_ERROR); EV(SERVER_CLOSED); EV(CONNECTION);
   EV(HANDSHAKE); EV(OPEN); EV(MESSAGE); EV(PING); EV(PONG); EV(CLOSE_FRAME);
   EV(ERROR); EV(SOCKET_ERROR); EV(CLOSED); EV(WRITTEN); EV(DATA);
+  EV(TLS_ERROR);
 #undef EV
   set_number(env, c, "EVENT_SIZE", sizeof(wsn_event_t));
   set_number(env, c, "OFF_TYPE", offsetof(wsn_event_t, type));
@@ -939,7 +1035,7 @@ static napi_value init(napi_env env, napi_value exports) {
       FN("terminate", terminate_fn), FN("pause", pause_fn),
       FN("resume", resume_fn),       FN("written", written_fn),
       FN("adopt", adopt_fn),         FN("pmdOffer", pmd_offer_fn),
-      FN("pmdNegotiate", pmd_negotiate_fn),
+      FN("pmdNegotiate", pmd_negotiate_fn), FN("tlsContext", tls_context_fn),
 #undef FN
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

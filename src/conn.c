@@ -18,6 +18,7 @@
 
 #include "handshake.h"
 #include "http.h"
+#include "tls.h"
 
 /* Close codes for the error ids, from the table in wsn.h. */
 static uint16_t close_code_of(int err) {
@@ -54,7 +55,8 @@ static void conn_unlink(wsn_loop_t *l, wsn_conn_t *c) {
   c->next = c->prev = NULL;
 }
 
-static void outbox_push(wsn_conn_t *c, wsn_cmd_t *cmd) {
+/* Links bytes for the socket (after TLS, if any). */
+static void wire_push(wsn_conn_t *c, wsn_cmd_t *cmd) {
   cmd->next = NULL;
   if (c->out_tail) c->out_tail->next = cmd;
   else c->out_head = cmd;
@@ -62,7 +64,103 @@ static void outbox_push(wsn_conn_t *c, wsn_cmd_t *cmd) {
   wsn_loop_mark_dirty(c->loop, c);
 }
 
+/* Queues a frame or handshake bytes. With TLS they wait as plaintext and
+ * are encrypted together once per loop iteration (wsn_conn_flush), so a
+ * burst of small frames makes one TLS record, not one each. */
+static void outbox_push(wsn_conn_t *c, wsn_cmd_t *cmd) {
+  if (c->tls == NULL) {
+    wire_push(c, cmd);
+    return;
+  }
+  cmd->next = NULL;
+  if (c->plain_tail) c->plain_tail->next = cmd;
+  else c->plain_head = cmd;
+  c->plain_tail = cmd;
+  wsn_loop_mark_dirty(c->loop, c);
+}
+
+/* ---- TLS ------------------------------------------------------------- */
+
+static void plain_free(wsn_conn_t *c) {
+  while (c->plain_head) {
+    wsn_cmd_t *next = c->plain_head->next;
+    free(c->plain_head);
+    c->plain_head = next;
+  }
+  c->plain_tail = NULL;
+}
+
+/* Moves what the TLS session produced (handshake messages, alerts,
+ * records) to the socket's queue. `accounted` plaintext bytes are written
+ * off when these records leave; `ack` asks for a WRITTEN event then. */
+static int tls_drain(wsn_conn_t *c, uint64_t accounted, int ack) {
+  wsn_buf_t *out = wsn_tls_session_output(c->tls);
+  if (out->len == 0) {
+    /* No record to carry them (cannot happen after a write; kept exact). */
+    c->written += accounted;
+    if (ack) c->want_ack = 1;
+    return 0;
+  }
+  wsn_cmd_t *cmd = wsn_cmd_new(WSN_CMD_SEND, c->id, out->len);
+  if (cmd == NULL) return -1;
+  if (out->len) memcpy(cmd->data, out->base, out->len);
+  wsn_tls_session_output_consume(c->tls, out->len);
+  cmd->flags = WSN_CMD_ACCOUNTED | (ack ? WSN_SEND_WANT_ACK : 0);
+  cmd->arg = accounted;
+  wire_push(c, cmd);
+  return 0;
+}
+
+/* Encrypts the queued plaintext, in order, once the handshake is done. */
+static int tls_encrypt_pending(wsn_conn_t *c) {
+  if (c->plain_head == NULL || !wsn_tls_session_handshake_done(c->tls))
+    return 0;
+  uint64_t accounted = 0;
+  int ack = 0, r = WSN_TLS_OK;
+  wsn_buf_t joined = {0};
+  int single = c->plain_head->next == NULL;
+  for (wsn_cmd_t *cmd = c->plain_head; cmd; cmd = cmd->next) {
+    if (cmd->flags & WSN_CMD_ACCOUNTED) accounted += cmd->arg;
+    else if (!(cmd->flags & WSN_CMD_HANDSHAKE_BYTES)) accounted += cmd->len;
+    if (cmd->flags & WSN_SEND_WANT_ACK) ack = 1;
+    if (!single && wsn_buf_append(&joined, cmd->data + cmd->off, cmd->len) != 0)
+      r = WSN_TLS_ERROR;
+  }
+  if (r == WSN_TLS_OK) {
+    r = single ? wsn_tls_session_write(c->tls, c->plain_head->data + c->plain_head->off,
+                                       c->plain_head->len)
+               : wsn_tls_session_write(c->tls, joined.base, joined.len);
+  }
+  wsn_buf_free(&joined);
+  plain_free(c);
+  if (r == WSN_TLS_ERROR || tls_drain(c, accounted, ack) != 0) return -1;
+  return 0;
+}
+
+static void post_tls_error(wsn_conn_t *c) {
+  const wsn_tls_error_t *e = wsn_tls_session_error(c->tls);
+  char text[1024];
+  int n = snprintf(text, sizeof(text), "%s%c%s", e && e->code[0] ? e->code : "",
+                   0, e && e->message ? e->message : "TLS error");
+  if (n < 0) n = 0;
+  if ((size_t)n >= sizeof(text)) n = sizeof(text) - 1;
+  wsn_loop_post(c->loop, WSN_EV_TLS_ERROR, c->id, text, (size_t)n);
+}
+
+/* A fatal TLS error: report it, send the alert if the kernel takes it at
+ * once, and close (Node destroys the socket too). */
+static void tls_fail(wsn_conn_t *c) {
+  post_tls_error(c);
+  plain_free(c);
+  tls_drain(c, 0, 0);
+  wsn_conn_flush(c);
+  wsn_conn_destroy(c);
+}
+
+static void plain_free(wsn_conn_t *c);
+
 static void outbox_free(wsn_conn_t *c) {
+  plain_free(c);
   wsn_cmd_t *cmd = c->out_head;
   while (cmd) {
     wsn_cmd_t *next = cmd->next;
@@ -298,6 +396,33 @@ static void on_eof(wsn_conn_t *c) {
 static void server_handshake(wsn_conn_t *c, const uint8_t *data, size_t n);
 static void client_handshake(wsn_conn_t *c, const uint8_t *data, size_t n);
 
+static void on_plaintext(wsn_conn_t *c, uint8_t *p, size_t n);
+
+/* Ciphertext in: decrypt into the loop's plaintext buffer, send whatever
+ * the session answers (handshake, alerts), then read the plaintext. */
+static void tls_read(wsn_conn_t *c, const uint8_t *data, size_t n) {
+  int was_done = wsn_tls_session_handshake_done(c->tls);
+  wsn_buf_t *plain = &c->loop->tls_plain;
+  plain->len = 0;
+  int r = wsn_tls_session_input(c->tls, data, n, plain);
+  if (r == WSN_TLS_ERROR) {
+    tls_fail(c);
+    return;
+  }
+  if (tls_drain(c, 0, 0) != 0) {
+    wsn_conn_destroy(c);
+    return;
+  }
+  /* The request waited for the handshake: it can go now. */
+  if (!was_done && wsn_tls_session_handshake_done(c->tls))
+    wsn_loop_mark_dirty(c->loop, c);
+  if (plain->len) on_plaintext(c, plain->base, plain->len);
+  /* The peer's close_notify: its end of the stream. */
+  if (r == WSN_TLS_CLOSED && c->state != WSN_CS_CLOSING_HANDLE) on_eof(c);
+  /* Give a big burst's buffer back. */
+  if (plain->cap > WSN_READ_BUF_SIZE * 2) wsn_buf_free(plain);
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   wsn_conn_t *c = s->data;
   if (nread == 0) return;
@@ -306,8 +431,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     else wsn_conn_destroy(c); /* ws swallows socket errors: close 1006 */
     return;
   }
-  uint8_t *p = (uint8_t *)buf->base;
-  size_t n = (size_t)nread;
+  if (c->tls) tls_read(c, (const uint8_t *)buf->base, (size_t)nread);
+  else on_plaintext(c, (uint8_t *)buf->base, (size_t)nread);
+}
+
+static void on_plaintext(wsn_conn_t *c, uint8_t *p, size_t n) {
   switch (c->state) {
     case WSN_CS_SERVER_HS:
       server_handshake(c, p, n);
@@ -895,6 +1023,17 @@ static void on_connect(uv_connect_t *req, int status) {
   }
   uv_tcp_nodelay(&c->tcp, 1);
   c->state = WSN_CS_CLIENT_HS;
+  if (c->tls) {
+    /* The ClientHello first; the request follows the handshake. */
+    if (wsn_tls_session_handshake(c->tls) == WSN_TLS_ERROR) {
+      tls_fail(c);
+      return;
+    }
+    if (tls_drain(c, 0, 0) != 0) {
+      wsn_conn_destroy(c);
+      return;
+    }
+  }
   update_reading(c);
   wsn_loop_mark_dirty(c->loop, c); /* the request is in the outbox */
 }
@@ -970,6 +1109,7 @@ void wsn_conn_connect(wsn_loop_t *l, wsn_cmd_t *cmd) {
   const char *key = host + a->host_len;
   wsn_conn_t *c = conn_new(l, cmd->id);
   if (c == NULL) {
+    wsn_tls_session_free(a->tls);
     wsn_event_t *ev = wsn_loop_post(l, WSN_EV_SOCKET_ERROR, cmd->id, "connect", 7);
     if (ev) ev->a = (uint32_t)UV_ENOMEM;
     wsn_loop_post(l, WSN_EV_CLOSED, cmd->id, NULL, 0);
@@ -1003,13 +1143,16 @@ void wsn_conn_connect(wsn_loop_t *l, wsn_cmd_t *cmd) {
     }
     *c->pmd_offer = a->pmd.opts;
   }
-  /* The command record itself becomes the outbox entry for the request. */
+  /* The command record itself becomes the outbox entry for the request
+   * (with TLS: sent once the TLS handshake is done). */
+  c->tls = a->tls;
   cmd->off = sizeof(*a) + a->host_len + a->key_len;
   cmd->len = a->request_len;
   cmd->type = WSN_CMD_SEND;
   cmd->flags |= WSN_CMD_HANDSHAKE_BYTES;
   cmd->next = NULL;
-  c->out_head = c->out_tail = cmd;
+  if (c->tls) c->plain_head = c->plain_tail = cmd;
+  else c->out_head = c->out_tail = cmd;
 
   /* IP literals connect at once; names go through uv_getaddrinfo on this
    * thread's loop (never on the JS thread). */
@@ -1059,7 +1202,7 @@ static void consume(wsn_conn_t *c, size_t bytes) {
     size_t left = cmd->len - c->out_off;
     size_t take = bytes < left ? bytes : left;
     /* A compressed frame counts as the size JS gave it, once it is out. */
-    int accounted = (cmd->flags & WSN_SEND_COMPRESS) != 0;
+    int accounted = (cmd->flags & WSN_CMD_ACCOUNTED) != 0;
     if (!(cmd->flags & WSN_CMD_HANDSHAKE_BYTES) && !accounted) c->written += take;
     bytes -= take;
     if (take < left) {
@@ -1111,6 +1254,21 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 
 static void maybe_shutdown(wsn_conn_t *c) {
   if (!c->end_after_flush || c->shut || c->out_head || c->wreq) return;
+  if (c->tls) {
+    /* Frames still waiting for the handshake never go; otherwise they go
+     * before the close_notify, which goes before the FIN. */
+    if (c->plain_head && wsn_tls_session_handshake_done(c->tls)) return;
+    if (!c->tls_shut) {
+      c->tls_shut = 1;
+      plain_free(c);
+      wsn_tls_session_shutdown(c->tls);
+      if (tls_drain(c, 0, 0) != 0) {
+        wsn_conn_destroy(c);
+        return;
+      }
+      if (c->out_head) return; /* flushed on the next pass */
+    }
+  }
   uv_shutdown_t *req = malloc(sizeof(*req));
   if (req == NULL) {
     wsn_conn_destroy(c);
@@ -1142,9 +1300,13 @@ static void on_write(uv_write_t *req, int status) {
 }
 
 void wsn_conn_flush(wsn_conn_t *c) {
-  if (c->wreq || c->state == WSN_CS_CLOSING_HANDLE ||
-      c->state == WSN_CS_RESOLVING)
+  if (c->state == WSN_CS_CLOSING_HANDLE || c->state == WSN_CS_RESOLVING)
     return;
+  if (c->tls && tls_encrypt_pending(c) != 0) {
+    tls_fail(c);
+    return;
+  }
+  if (c->wreq) return;
   uv_buf_t iov[WSN_MAX_IOV];
   size_t total;
   int n = fill_iov(c, iov, &total);
@@ -1214,7 +1376,7 @@ static wsn_cmd_t *compress_frame(wsn_conn_t *c, wsn_cmd_t *cmd) {
                               out.len, masked ? mask : NULL);
   if (masked) wsn_frame_mask_copy(frame->data + h, out.base, out.len, mask);
   else if (out.len) memcpy(frame->data + h, out.base, out.len);
-  frame->flags = (cmd->flags & WSN_SEND_WANT_ACK) | WSN_SEND_COMPRESS;
+  frame->flags = (cmd->flags & WSN_SEND_WANT_ACK) | WSN_CMD_ACCOUNTED;
   frame->arg = cmd->arg;
   wsn_buf_free(&out);
   free(cmd);
@@ -1332,6 +1494,7 @@ static void on_close(uv_handle_t *h) {
     free(c->pmd);
   }
   free(c->pmd_offer);
+  wsn_tls_session_free(c->tls);
   if (c->addrs) uv_freeaddrinfo(c->addrs);
   wsn_server_t *srv = c->server;
   if (srv) {

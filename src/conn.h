@@ -87,6 +87,9 @@ struct wsn_conn_s {
   uint8_t announced;         /* JS knows this id (post CLOSED for it) */
   uint8_t handle_closed;     /* on_close ran; a pending lookup frees c */
   uint8_t reconnecting;      /* closing the handle to try the next address */
+  struct wsn_tls_session_s *tls; /* wss://: everything goes through it */
+  wsn_cmd_t *plain_head, *plain_tail; /* TLS: frames not yet encrypted */
+  uint8_t tls_shut;          /* close_notify queued */
   wsn_pmd_codec_t *pmd;      /* permessage-deflate agreed (lazy) */
   wsn_pmd_options_t *pmd_offer; /* client: offered, until the 101 */
   uint8_t msg_compressed;    /* the message being received is compressed */

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "tls.h"
 
 wsn_cmd_t *wsn_cmd_new(uint32_t type, wsn_id_t id, size_t cap) {
   wsn_cmd_t *cmd = malloc(sizeof(*cmd) + cap);
@@ -362,6 +363,9 @@ static void discard_command(wsn_cmd_t *cmd) {
   if (cmd->type == WSN_CMD_ADOPT) {
     const wsn_adopt_args_t *a = (const wsn_adopt_args_t *)cmd->data;
     if (a->fd >= 0) close(a->fd);
+  } else if (cmd->type == WSN_CMD_CONNECT) {
+    const wsn_connect_args_t *a = (const wsn_connect_args_t *)cmd->data;
+    wsn_tls_session_free(a->tls);
   }
   free(cmd);
 }
@@ -573,6 +577,7 @@ void wsn_loop_destroy(wsn_loop_t *l) {
   wsn_buf_free(&l->spare);
   free(l->read_buf);
   l->read_buf = NULL;
+  wsn_buf_free(&l->tls_plain);
   free(l->stop_cmd);
   l->stop_cmd = NULL;
   wsn_slots_destroy(&l->slots);

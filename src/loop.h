@@ -42,6 +42,9 @@ typedef enum {
  * size JS counted for it (bufferedAmount), written off when the compressed
  * frame has left whole. */
 #define WSN_SEND_COMPRESS 4u
+/* Counted as `arg` bytes written once the record has left whole (a
+ * compressed frame, or TLS records carrying several plaintext frames). */
+#define WSN_CMD_ACCOUNTED 32u
 #define WSN_SEND_FIN 8u
 #define WSN_SEND_OPCODE_SHIFT 16
 
@@ -91,6 +94,7 @@ typedef struct {
   uint32_t key_len;
   uint32_t request_len;
   wsn_pmd_setup_t pmd;   /* offered: the 101 may agree to compression */
+  void *tls;             /* wss://: a wsn_tls_session_t (the conn owns it) */
 } wsn_connect_args_t;
 
 /* A socket whose handshake JS did (a Node http server's upgrade): the fd
@@ -126,7 +130,8 @@ typedef enum {
   WSN_EV_SOCKET_ERROR,  /* a=uv error; payload: "syscall\0address\0port" */
   WSN_EV_CLOSED,        /* the socket is gone and the id is dead */
   WSN_EV_WRITTEN,       /* c=cumulative bytes written */
-  WSN_EV_DATA           /* raw bytes (the body of a non-101 response) */
+  WSN_EV_DATA,          /* raw bytes (the body of a non-101 response) */
+  WSN_EV_TLS_ERROR      /* payload: "code\0message" as Node words them */
 } wsn_event_type_t;
 
 #define WSN_MSG_BINARY 1u
@@ -183,6 +188,7 @@ typedef struct wsn_loop_s {
 
   /* Loop-thread state. */
   uint8_t *read_buf;      /* one receive buffer shared by every socket */
+  wsn_buf_t tls_plain;    /* decrypted bytes of the read being processed */
   int reading;            /* read_buf is lent to a read callback */
   wsn_conn_t *dirty;      /* connections with frames to write */
   int stopping;
