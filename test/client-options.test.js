@@ -296,6 +296,7 @@ describe('client options', function () {
       const connection = site.connection();
       const ws = env.client(site.url('/secure?x=1'), { ca: certs.cert });
       await opened(ws);
+      assertPath(ws, 'C client'); // TLS in C (src/tls.c)
       const [peer, req] = await connection;
       assert.equal(req.url, '/secure?x=1');
       assert.equal(ws.url, site.url('/secure?x=1'));
@@ -410,6 +411,7 @@ describe('client options', function () {
           key: certs.clientKey
         });
         await opened(ws);
+        assertPath(ws, 'C client');
         const [, req] = await connection;
         assert.equal(req.socket.getPeerCertificate().subject.CN, 'wsn-client');
         assert.equal((await roundTrip(ws, 'mutual')).toString(), 'mutual');
