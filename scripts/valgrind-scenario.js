@@ -1,7 +1,7 @@
 'use strict';
 // The interop scenario scripts/valgrind.sh runs under valgrind: a ws-native
 // server, with a ws-native client and a `ws` client each exchanging
-// messages of many sizes (empty to 200 KB, text and binary, across the 7-,
+// messages of many sizes, compressed (permessage-deflate), (empty to 200 KB, text and binary, across the 7-,
 // 16- and 64-bit length forms) that the server echoes, pings both ways,
 // then closes started by the client (ws-native) and by the server (ws), a
 // third ws-native client terminated mid-traffic, and finally the server
@@ -42,7 +42,13 @@ function payload(i) {
 let echoed = 0;
 let pongs = 0;
 
-const wss = new WSN.WebSocketServer({ port: 0, host: '127.0.0.1' });
+// Compression on: both clients offer it by default, so every message is
+// deflated and inflated in C on the way (zlib state under memcheck too).
+const wss = new WSN.WebSocketServer({
+  port: 0,
+  host: '127.0.0.1',
+  perMessageDeflate: true
+});
 wss.on('connection', (ws) => {
   ws.on('message', (data, isBinary) => {
     if (!isBinary && data.toString() === 'server, close me') {
