@@ -24,7 +24,27 @@
  *            CLOCK_MONOTONIC; prints p50/p99/p99.9 in microseconds
  *   idle     opens N connections, completes every handshake, prints one line
  *            once all are established, then holds them until a line on stdin,
- *            EOF on stdin while holding, or SIGINT/SIGTERM
+ *            EOF on stdin while holding, or SIGINT/SIGTERM. With --active M
+ *            the first stdin line makes every connection send M messages
+ *            (all in flight at once) and wait for their echoes; one more line
+ *            is printed once all are back, and the next stdin line lets go.
+ *
+ * permessage-deflate (-z, RFC 7692): the upgrade offers
+ * "permessage-deflate; client_max_window_bits" (what browsers and ws's client
+ * offer), the 101 must accept it, and the agreed parameters are honoured:
+ * every message is compressed (raw deflate, Z_SYNC_FLUSH, the trailing
+ * 00 00 ff ff stripped, RSV1 set; without context reset between messages
+ * unless client_no_context_takeover), and replies with RSV1 are inflated as
+ * they arrive and verified like any other. Uncompressed replies (a server
+ * may skip compression, e.g. under its threshold) are accepted. Messages are
+ * compressed once before the run rather than per send (build_pool explains
+ * why that sends exactly the same bytes); the inflate stream is allocated on
+ * a connection's first reply.
+ *
+ * -j makes the payloads JSON-like text (records with repeated keys, words,
+ * numbers, ids) read at a different offset of a 1 MiB corpus for every
+ * message, so compression sees what it would in real traffic: structure that
+ * repeats, values that do not, and no message identical to an earlier one.
  *
  * The result is one JSON line on stdout. Exit status: 0 success, 1 usage,
  * 2 connection/protocol error, 3 payload verification failure, 4 stall
@@ -54,6 +74,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define EXIT_USAGE 1
 #define EXIT_PROTO 2
@@ -67,6 +88,11 @@
 /* The pattern is one shared buffer; each connection reads it at its own
  * offset, so payloads differ across connections without N copies. */
 #define PATTERN_SLACK 4096
+/* -j: messages start at a per-message offset into a corpus this much longer
+ * than one message. */
+#define CORPUS_SPAN (1024 * 1024)
+/* Inflated output is verified in chunks of this size. */
+#define ZOUT_SIZE (64 * 1024)
 
 #define RBUF_SIZE (256 * 1024)
 /* Bytes of an incomplete frame header or control frame kept between reads:
@@ -92,6 +118,10 @@ static struct {
   enum mode mode;
   double timeout; /* no progress for this long = failure */
   uint32_t connect_batch;
+  bool deflate; /* -z: negotiate permessage-deflate */
+  int zlevel;   /* our deflate level */
+  bool json;    /* -j: JSON-like payloads */
+  uint32_t active; /* idle mode: messages each connection sends on request */
 } opt = {
     .host = "127.0.0.1",
     .port = NULL,
@@ -106,6 +136,10 @@ static struct {
     .mode = MODE_ECHO,
     .timeout = 10.0,
     .connect_batch = 256,
+    .deflate = false,
+    .zlevel = Z_DEFAULT_COMPRESSION,
+    .json = false,
+    .active = 0,
 };
 
 enum cstate {
@@ -143,9 +177,17 @@ struct conn {
   bool got_close;
   uint8_t stash[STASH_MAX];
   size_t stash_len;
+
+  /* permessage-deflate, as agreed in the 101 */
+  bool pmd;
+  bool client_nct, server_nct; /* no_context_takeover */
+  int client_bits, server_bits;
+  z_stream *zi;      /* inflates the server's messages; from the first one */
+  bool msg_z;        /* the message being received is compressed */
+  bool active_done;  /* idle --active: its messages all came back */
 };
 
-enum phase { PH_CONNECT, PH_WARMUP, PH_MEASURE, PH_DRAIN, PH_IDLE_HOLD, PH_CLOSE, PH_END };
+enum phase { PH_CONNECT, PH_WARMUP, PH_MEASURE, PH_DRAIN, PH_IDLE_HOLD, PH_ACTIVE, PH_CLOSE, PH_END };
 
 static struct {
   int ep;
@@ -163,6 +205,21 @@ static struct {
   uint64_t rng;
   int sigfd;
   bool release_pending;
+  size_t pattern_len;
+  uint8_t *plain;   /* one message before compression */
+  uint8_t *zbuf;    /* one compressed message */
+  size_t zbuf_cap;
+  uint8_t *zout;    /* inflated output being verified */
+  uint64_t wire_out, plain_out, wire_in, plain_in; /* payload bytes, whole run */
+  uint32_t active_done;
+  bool active_started;
+  /* -z: every message compressed once, before the run */
+  uint32_t groups, cycle;
+  uint8_t **pool;      /* [group * cycle + i]: compressed message */
+  size_t *pool_len;
+  bool pool_nct;       /* the agreement it was built for */
+  int pool_bits;
+  struct rusage ru_measure, ru_end;
 } g;
 
 /* Distinct non-NULL epoll tags for the two non-connection fds. */
@@ -284,9 +341,24 @@ static void sha1(const uint8_t *msg, size_t len, uint8_t out[20]) {
 
 /* ---- payloads --------------------------------------------------------- */
 
-static const uint8_t *pattern_for(const struct conn *c) {
+/* Which message a connection sends as its seq-th: normally (id, seq) itself.
+ * With -z the messages are compressed once before the run (see build_pool),
+ * so connection id sends, as message seq, the (seq mod cycle)-th message of
+ * group (id mod groups): the stamp and the check use those two numbers. */
+static uint32_t msg_id(const struct conn *c) { return opt.deflate ? c->id % g.groups : c->id; }
+static uint32_t msg_seq(uint32_t seq) { return opt.deflate ? seq % g.cycle : seq; }
+
+static const uint8_t *pattern_for(uint32_t id, uint32_t seq) {
+  if (opt.json) {
+    /* A different slice for every (connection, message): splitmix64 of both. */
+    uint64_t z = ((uint64_t)id << 32 | seq) + 0x9e3779b97f4a7c15u;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    z ^= z >> 31;
+    return g.pattern + z % CORPUS_SPAN;
+  }
   /* 4093 is prime, so neighbouring connections land far apart. */
-  return g.pattern + (size_t)c->id * 769u % 4093u;
+  return g.pattern + (size_t)id * 769u % 4093u;
 }
 
 /* Hex so the stamp is valid in text messages too. */
@@ -300,10 +372,10 @@ static void make_stamp(char stamp[STAMP_LEN], uint32_t id, uint32_t seq) {
 
 /* Byte o of message seq is stamp[o % BLOCK] if o % BLOCK < STAMP_LEN, else
  * pattern[o]. fill_payload and verify_range both follow that one rule. */
-static void fill_payload(uint8_t *dst, const struct conn *c, uint32_t seq) {
+static void fill_payload(uint8_t *dst, uint32_t id, uint32_t seq) {
   char stamp[STAMP_LEN];
-  make_stamp(stamp, c->id, seq);
-  memcpy(dst, pattern_for(c), opt.size);
+  make_stamp(stamp, id, seq);
+  memcpy(dst, pattern_for(id, seq), opt.size);
   for (size_t b = 0; b < opt.size; b += BLOCK) {
     size_t n = opt.size - b < STAMP_LEN ? opt.size - b : STAMP_LEN;
     memcpy(dst + b, stamp, n);
@@ -321,8 +393,8 @@ static void verify_fail(const struct conn *c, size_t off, const uint8_t *got, co
 /* Checks n echoed bytes at message offset off against what was sent. */
 static void verify_range(const struct conn *c, size_t off, const uint8_t *data, size_t n) {
   char stamp[STAMP_LEN];
-  const uint8_t *pat = pattern_for(c);
-  make_stamp(stamp, c->id, c->recv_seq);
+  const uint8_t *pat = pattern_for(msg_id(c), msg_seq(c->recv_seq));
+  make_stamp(stamp, msg_id(c), msg_seq(c->recv_seq));
   while (n > 0) {
     size_t boff = off % BLOCK;
     size_t chunk = BLOCK - boff < n ? BLOCK - boff : n;
@@ -341,6 +413,235 @@ static void verify_range(const struct conn *c, size_t off, const uint8_t *data, 
       n -= chunk;
     }
   }
+}
+
+/* ---- JSON-like corpus (-j) ---------------------------------------------- */
+
+/* Event records as a chat, shop or telemetry backend would push them: the
+ * same keys every time, values drawn from small vocabularies (names, kinds,
+ * statuses, words) mixed with numbers, timestamps and random ids, which do
+ * not compress. One 1 KiB slice holds one or two records. */
+static const char *const j_kinds[] = {"order.created", "order.updated", "order.shipped", "payment.settled",
+                                      "user.login", "user.logout", "cart.item_added", "cart.item_removed",
+                                      "chat.message", "presence.update", "price.tick", "metrics.sample"};
+static const char *const j_first[] = {"Maria", "James", "Aiko", "Lars", "Fatima", "Chen", "Olga", "Diego",
+                                      "Priya", "Noah", "Amara", "Tomasz", "Elena", "Kwame", "Sofia", "Mateo"};
+static const char *const j_last[] = {"Lopez", "Smith", "Tanaka", "Nilsson", "Haddad", "Wei", "Ivanova", "Garcia",
+                                     "Patel", "Brown", "Okafor", "Nowak", "Rossi", "Mensah", "Costa", "Novak"};
+static const char *const j_status[] = {"pending", "processing", "shipped", "delivered", "cancelled", "refunded"};
+static const char *const j_region[] = {"eu-west-1", "eu-central-1", "us-east-1", "us-west-2",
+                                       "ap-south-1", "ap-northeast-1", "sa-east-1"};
+static const char *const j_cur[] = {"EUR", "USD", "GBP", "JPY", "INR", "BRL"};
+static const char *const j_words[] = {
+    "the",     "order",   "was",      "shipped",  "today",   "please",  "check",    "your",    "account", "for",
+    "details", "we",      "have",     "updated",  "price",   "of",      "item",     "in",      "cart",    "new",
+    "message", "from",    "support",  "team",     "thanks",  "waiting", "delivery", "tomorrow", "morning", "and",
+    "a",       "refund",  "is",       "on",       "its",     "way",     "payment",  "received", "invoice", "attached",
+    "can",     "you",     "confirm",  "address",  "meeting", "moved",   "to",       "friday",   "see",     "later",
+    "great",   "news",    "product",  "back",     "stock",   "limited", "offer",    "ends",     "soon",    "ok"};
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+#define PICK(a) ((a)[rnd() % NELEM(a)])
+
+struct sbuf {
+  uint8_t *p;
+  size_t len, cap;
+};
+
+static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(struct sbuf *b, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf((char *)b->p + b->len, b->cap - b->len, fmt, ap);
+  va_end(ap);
+  b->len += (size_t)n < b->cap - b->len ? (size_t)n : b->cap - b->len - 1;
+}
+
+static void sb_lower(struct sbuf *b, const char *s) {
+  for (; *s && b->len + 1 < b->cap; s++) b->p[b->len++] = (uint8_t)tolower((unsigned char)*s);
+}
+
+static void make_json_corpus(uint8_t *dst, size_t n) {
+  uint8_t *tmp = xrealloc(NULL, n + 1); /* room for vsnprintf's terminating NUL */
+  struct sbuf b = {tmp, 0, n + 1};
+  while (b.len + 1 < b.cap) {
+    const char *fn = PICK(j_first), *ln = PICK(j_last);
+    sb_printf(&b, "{\"id\":%u,\"type\":\"%s\",\"ts\":\"2025-%02u-%02uT%02u:%02u:%02u.%03uZ\",",
+              (unsigned)(1000000 + rnd() % 9000000), PICK(j_kinds), (unsigned)(1 + rnd() % 12),
+              (unsigned)(1 + rnd() % 28), (unsigned)(rnd() % 24), (unsigned)(rnd() % 60), (unsigned)(rnd() % 60),
+              (unsigned)(rnd() % 1000));
+    sb_printf(&b, "\"user\":{\"id\":\"u_%08x\",\"name\":\"%s %s\",\"email\":\"", (unsigned)rnd(), fn, ln);
+    sb_lower(&b, fn);
+    sb_printf(&b, ".");
+    sb_lower(&b, ln);
+    sb_printf(&b, "@example.com\",\"region\":\"%s\"},\"status\":\"%s\",\"amount\":%u.%02u,\"currency\":\"%s\",",
+              PICK(j_region), PICK(j_status), (unsigned)(rnd() % 500), (unsigned)(rnd() % 100), PICK(j_cur));
+    sb_printf(&b, "\"items\":[");
+    unsigned items = 1 + (unsigned)(rnd() % 3);
+    for (unsigned i = 0; i < items; i++)
+      sb_printf(&b, "%s{\"sku\":\"SKU-%05u\",\"qty\":%u,\"price\":%u.%02u}", i ? "," : "", (unsigned)(rnd() % 100000),
+                (unsigned)(1 + rnd() % 9), (unsigned)(rnd() % 200), (unsigned)(rnd() % 100));
+    sb_printf(&b, "],\"message\":\"");
+    unsigned words = 5 + (unsigned)(rnd() % 11);
+    for (unsigned i = 0; i < words; i++) sb_printf(&b, "%s%s", i ? " " : "", PICK(j_words));
+    sb_printf(&b, "\",\"tags\":[\"%s\",\"%s\"],\"score\":0.%04u,\"active\":%s,\"session\":\"%08x%08x\"}\n",
+              PICK(j_words), PICK(j_region), (unsigned)(rnd() % 10000), rnd() & 1 ? "true" : "false",
+              (unsigned)rnd(), (unsigned)rnd());
+  }
+  memcpy(dst, tmp, n);
+  free(tmp);
+}
+
+/* ---- permessage-deflate ------------------------------------------------ */
+
+static z_stream *zstream_new(bool deflating, int bits) {
+  z_stream *z = calloc(1, sizeof *z);
+  if (!z) die(EXIT_PROTO, "out of memory");
+  int rc;
+  if (deflating) {
+    /* zlib cannot deflate raw with an 8-bit window; it is 9 for ws too. */
+    rc = deflateInit2(z, opt.zlevel, Z_DEFLATED, -(bits < 9 ? 9 : bits), 8, Z_DEFAULT_STRATEGY);
+  } else {
+    rc = inflateInit2(z, -bits);
+  }
+  if (rc != Z_OK) die(EXIT_PROTO, "zlib init: %s", z->msg ? z->msg : "failed");
+  return z;
+}
+
+static void zstreams_free(struct conn *c) {
+  if (c->zi) {
+    inflateEnd(c->zi);
+    free(c->zi);
+    c->zi = NULL;
+  }
+}
+
+/* Compresses g.plain[0..len) into g.zbuf as one permessage-deflate message;
+ * returns the compressed length. */
+static size_t compress_message(z_stream *z, bool nct, size_t len) {
+  z->next_in = g.plain;
+  z->avail_in = (uInt)len;
+  size_t out = 0;
+  for (;;) {
+    if (g.zbuf_cap - out < 64) {
+      g.zbuf_cap *= 2;
+      g.zbuf = xrealloc(g.zbuf, g.zbuf_cap);
+    }
+    z->next_out = g.zbuf + out;
+    z->avail_out = (uInt)(g.zbuf_cap - out);
+    int rc = deflate(z, Z_SYNC_FLUSH);
+    if (rc != Z_OK && rc != Z_BUF_ERROR) die(EXIT_PROTO, "deflate: %d", rc);
+    out = (size_t)(z->next_out - g.zbuf);
+    /* Z_SYNC_FLUSH is complete once a call leaves output space unused. */
+    if (z->avail_in == 0 && z->avail_out > 0) break;
+  }
+  if (out < 4 || memcmp(g.zbuf + out - 4, "\x00\x00\xff\xff", 4) != 0)
+    die(EXIT_PROTO, "internal: deflate output does not end with a sync flush");
+  if (nct) deflateReset(z);
+  return out - 4;
+}
+
+/* Compressing every message as it is sent would make the generator, not
+ * the server, the bottleneck: zlib's deflate costs about as much here as all
+ * of the server's work. So each group of connections sends the same cycle
+ * of `cycle` messages, compressed once, in order, by one deflate stream with
+ * the agreed parameters, and repeated. That is exactly what a per-connection
+ * stream would send: a message only refers back to the messages before it
+ * in the cycle, which precede it again at the same distances on every
+ * repetition (the cycle is longer than the 32 KiB window, so a message never
+ * meets its own earlier copy), and under client_no_context_takeover each is
+ * compressed on its own anyway. The server still inflates and compresses
+ * every message on every connection. */
+static void build_pool(const struct conn *c) {
+  size_t n = (size_t)g.groups * g.cycle;
+  g.pool = xrealloc(NULL, n * sizeof *g.pool);
+  g.pool_len = xrealloc(NULL, n * sizeof *g.pool_len);
+  g.pool_nct = c->client_nct;
+  g.pool_bits = c->client_bits;
+  for (uint32_t grp = 0; grp < g.groups; grp++) {
+    z_stream *z = zstream_new(true, c->client_bits);
+    for (uint32_t i = 0; i < g.cycle; i++) {
+      fill_payload(g.plain, grp, i);
+      size_t len = compress_message(z, c->client_nct, opt.size);
+      size_t k = (size_t)grp * g.cycle + i;
+      g.pool[k] = xrealloc(NULL, len);
+      memcpy(g.pool[k], g.zbuf, len);
+      g.pool_len[k] = len;
+    }
+    deflateEnd(z);
+    free(z);
+  }
+}
+
+/* Inflates n bytes of a compressed reply and verifies what comes out. */
+static void inflate_range(struct conn *c, const uint8_t *data, size_t n) {
+  if (!c->zi) c->zi = zstream_new(false, 15); /* a larger window than the server's is always safe */
+  z_stream *z = c->zi;
+  z->next_in = (Bytef *)data;
+  z->avail_in = (uInt)n;
+  do {
+    z->next_out = g.zout;
+    z->avail_out = ZOUT_SIZE;
+    int rc = inflate(z, Z_SYNC_FLUSH);
+    if (rc != Z_OK && rc != Z_BUF_ERROR && rc != Z_STREAM_END)
+      die(EXIT_VERIFY, "connection %" PRIu32 ", message %" PRIu32 ": inflate failed: %s", c->id, c->recv_seq,
+          z->msg ? z->msg : "zlib error");
+    size_t got = ZOUT_SIZE - z->avail_out;
+    if (got > opt.size - c->msg_off)
+      die(EXIT_VERIFY, "connection %" PRIu32 ", message %" PRIu32 ": echo inflates to more than the %zu bytes sent",
+          c->id, c->recv_seq, opt.size);
+    verify_range(c, c->msg_off, g.zout, got);
+    c->msg_off += got;
+    if (rc == Z_STREAM_END) inflateReset(z); /* a final block: legal, if unusual */
+    if (rc == Z_BUF_ERROR) break;
+  } while (z->avail_in > 0 || z->avail_out == 0);
+}
+
+static void inflate_finish(struct conn *c) {
+  static const uint8_t trailer[4] = {0x00, 0x00, 0xff, 0xff};
+  inflate_range(c, trailer, 4);
+  if (c->server_nct) inflateReset(c->zi);
+}
+
+/* The 101's Sec-WebSocket-Extensions, which must accept our offer. */
+static void parse_extension(struct conn *c, char *ext) {
+  if (strchr(ext, ',')) die(EXIT_PROTO, "server accepted several extensions: %s", ext);
+  char copy[256];
+  snprintf(copy, sizeof copy, "%s", ext);
+  char *save = NULL;
+  bool first = true;
+  c->client_bits = c->server_bits = 15;
+  for (char *tok = strtok_r(copy, ";", &save); tok; tok = strtok_r(NULL, ";", &save), first = false) {
+    while (*tok == ' ' || *tok == '\t') tok++;
+    char *e = tok + strlen(tok);
+    while (e > tok && (e[-1] == ' ' || e[-1] == '\t')) *--e = '\0';
+    if (first) {
+      if (strcasecmp(tok, "permessage-deflate") != 0) die(EXIT_PROTO, "server accepted an unknown extension: %s", ext);
+      continue;
+    }
+    char *val = strchr(tok, '=');
+    if (val) {
+      *val++ = '\0';
+      while (*val == ' ' || *val == '"') val++;
+      e = val + strlen(val);
+      while (e > val && (e[-1] == ' ' || e[-1] == '"')) *--e = '\0';
+      e = tok + strlen(tok);
+      while (e > tok && e[-1] == ' ') *--e = '\0';
+    }
+    if (strcmp(tok, "server_no_context_takeover") == 0 && !val)
+      c->server_nct = true;
+    else if (strcmp(tok, "client_no_context_takeover") == 0 && !val)
+      c->client_nct = true;
+    else if ((strcmp(tok, "server_max_window_bits") == 0 || strcmp(tok, "client_max_window_bits") == 0) && val &&
+             atoi(val) >= 8 && atoi(val) <= 15)
+      *(tok[0] == 's' ? &c->server_bits : &c->client_bits) = atoi(val);
+    else
+      die(EXIT_PROTO, "bad permessage-deflate parameter in the 101: %s", ext);
+  }
+  c->pmd = true;
+  if (!g.pool) build_pool(c);
+  if (c->client_nct != g.pool_nct || c->client_bits != g.pool_bits)
+    die(EXIT_PROTO, "connection %" PRIu32 ": permessage-deflate agreement differs from the first connection's: %s", c->id,
+        ext);
 }
 
 /* ---- epoll and writes -------------------------------------------------- */
@@ -417,7 +718,7 @@ static void append_frame(struct conn *c, uint8_t opcode, const uint8_t *payload,
   if (payload)
     memcpy(pl, payload, len);
   else
-    fill_payload(pl, c, seq);
+    fill_payload(pl, msg_id(c), msg_seq(seq));
   uint64_t m64;
   memcpy(&m64, key, 8);
   size_t i = 0;
@@ -431,17 +732,32 @@ static void append_frame(struct conn *c, uint8_t opcode, const uint8_t *payload,
   c->wlen += h + len;
 }
 
-static bool sending_allowed(void) { return g.phase == PH_WARMUP || g.phase == PH_MEASURE; }
+/* One data message, compressed (RSV1) if permessage-deflate was agreed. */
+static void send_message(struct conn *c, uint32_t seq) {
+  uint8_t op = opt.binary ? 2 : 1;
+  g.plain_out += opt.size;
+  if (!c->pmd) {
+    append_frame(c, op, NULL, opt.size, seq);
+    g.wire_out += opt.size;
+    return;
+  }
+  size_t k = (size_t)msg_id(c) * g.cycle + msg_seq(seq);
+  append_frame(c, op | 0x40, g.pool[k], g.pool_len[k], seq);
+  g.wire_out += g.pool_len[k];
+}
+
+static bool sending_allowed(const struct conn *c) {
+  if (g.phase == PH_ACTIVE) return c->send_seq < opt.active;
+  return g.phase == PH_WARMUP || g.phase == PH_MEASURE;
+}
 
 /* Tops the connection up to K messages in flight, all in one write. */
 static void refill(struct conn *c) {
   if (c->state != CS_OPEN) return;
   uint32_t first = c->send_seq;
-  if (sending_allowed()) {
-    while (c->send_seq - c->recv_seq < opt.inflight) {
-      append_frame(c, opt.binary ? 2 : 1, NULL, opt.size, c->send_seq);
-      c->send_seq++;
-    }
+  while (sending_allowed(c) && c->send_seq - c->recv_seq < opt.inflight) {
+    send_message(c, c->send_seq);
+    c->send_seq++;
   }
   if (c->sent_at && c->send_seq != first) {
     uint64_t t = now_ns();
@@ -469,6 +785,7 @@ static void conn_finish(struct conn *c, bool clean) {
   free(c->wbuf);
   c->wbuf = NULL;
   c->wlen = c->woff = c->wcap = 0;
+  zstreams_free(c);
 }
 
 static void conn_lost(struct conn *c, const char *why) {
@@ -517,8 +834,10 @@ static void send_upgrade(struct conn *c) {
                    "Connection: Upgrade\r\n"
                    "Sec-WebSocket-Key: %s\r\n"
                    "Sec-WebSocket-Version: 13\r\n"
+                   "%s"
                    "\r\n",
-                   opt.path, opt.host, opt.port, c->key);
+                   opt.path, opt.host, opt.port, c->key,
+                   opt.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" : "");
   if (n < 0 || (size_t)n >= sizeof req) die(EXIT_USAGE, "path too long");
   memcpy(wbuf_reserve(c, (size_t)n), req, (size_t)n);
   c->wlen += (size_t)n;
@@ -584,8 +903,10 @@ static void handshake_read(struct conn *c) {
     die(EXIT_PROTO, "101 response without Sec-WebSocket-Accept");
   if (strcmp(accept, want) != 0)
     die(EXIT_PROTO, "wrong Sec-WebSocket-Accept: got \"%s\", expected \"%s\"", accept, want);
-  if (header_value(c->hbuf, "Sec-WebSocket-Extensions", ext, sizeof ext))
-    die(EXIT_PROTO, "server accepted an extension we never offered: %s", ext);
+  bool has_ext = header_value(c->hbuf, "Sec-WebSocket-Extensions", ext, sizeof ext);
+  if (has_ext && !opt.deflate) die(EXIT_PROTO, "server accepted an extension we never offered: %s", ext);
+  if (!has_ext && opt.deflate) die(EXIT_PROTO, "server declined permessage-deflate (no Sec-WebSocket-Extensions)");
+  if (has_ext) parse_extension(c, ext);
 
   /* Frames may follow the 101 in the same segment. */
   size_t extra = c->hlen - hdr_len;
@@ -605,6 +926,8 @@ static void handshake_read(struct conn *c) {
 
 /* ---- frames from the server ------------------------------------------- */
 
+static void active_conn_done(struct conn *c);
+
 static void message_done(struct conn *c) {
   if (c->msg_off != opt.size)
     die(EXIT_VERIFY, "connection %" PRIu32 ", message %" PRIu32 ": echoed %zu bytes, sent %zu", c->id, c->recv_seq,
@@ -619,8 +942,10 @@ static void message_done(struct conn *c) {
   c->in_msg = false;
   c->recv_seq++;
   g.msgs_total++;
+  g.plain_in += opt.size;
   g.t_progress = 0; /* refreshed lazily by the main loop: saves a clock read per message */
   if (g.phase == PH_DRAIN && c->recv_seq == c->send_seq) start_close(c);
+  if (g.phase == PH_ACTIVE && c->recv_seq == opt.active && !c->active_done) active_conn_done(c);
 }
 
 static void handle_control(struct conn *c, uint8_t op, const uint8_t *p, size_t len) {
@@ -648,19 +973,33 @@ static void process_frames(struct conn *c, uint8_t *buf, size_t len) {
   while (pos < len && c->state != CS_DONE) {
     if (c->frame_rem > 0) {
       size_t n = len - pos < c->frame_rem ? len - pos : (size_t)c->frame_rem;
-      verify_range(c, c->msg_off, buf + pos, n);
-      c->msg_off += n;
+      if (c->msg_z) {
+        inflate_range(c, buf + pos, n);
+      } else {
+        verify_range(c, c->msg_off, buf + pos, n);
+        c->msg_off += n;
+      }
+      g.wire_in += n;
       c->frame_rem -= n;
       pos += n;
-      if (c->frame_rem == 0 && c->frame_fin) message_done(c);
+      if (c->frame_rem == 0 && c->frame_fin) {
+        if (c->msg_z) inflate_finish(c);
+        message_done(c);
+      }
       continue;
     }
     size_t avail = len - pos;
     if (avail < 2) break;
     uint8_t b0 = buf[pos], b1 = buf[pos + 1];
     if (b1 & 0x80) die(EXIT_PROTO, "connection %" PRIu32 ": masked frame from the server", c->id);
-    if (b0 & 0x70) die(EXIT_PROTO, "connection %" PRIu32 ": RSV bits set without an extension", c->id);
     uint8_t op = b0 & 0x0f;
+    if (b0 & 0x70) {
+      if (!c->pmd || (b0 & 0x70) != 0x40)
+        die(EXIT_PROTO, "connection %" PRIu32 ": RSV bits 0x%02x set without an extension that defines them", c->id,
+            b0 & 0x70);
+      if (op != 1 && op != 2)
+        die(EXIT_PROTO, "connection %" PRIu32 ": RSV1 on a %s frame", c->id, op ? "control" : "continuation");
+    }
     bool fin = b0 & 0x80;
     uint64_t plen = b1 & 0x7f;
     size_t hl = 2;
@@ -692,16 +1031,20 @@ static void process_frames(struct conn *c, uint8_t *buf, size_t len) {
         die(EXIT_VERIFY, "connection %" PRIu32 ": message received with none in flight (duplicate echo?)", c->id);
       c->in_msg = true;
       c->msg_off = 0;
+      c->msg_z = (b0 & 0x40) != 0;
     } else {
       die(EXIT_PROTO, "connection %" PRIu32 ": reserved opcode %u", c->id, op);
     }
-    if (plen > opt.size - c->msg_off)
+    if (!c->msg_z && plen > opt.size - c->msg_off)
       die(EXIT_VERIFY, "connection %" PRIu32 ", message %" PRIu32 ": echo longer than the %zu bytes sent", c->id,
           c->recv_seq, opt.size);
     c->frame_rem = plen;
     c->frame_fin = fin;
     pos += hl;
-    if (plen == 0 && fin) message_done(c);
+    if (plen == 0 && fin) {
+      if (c->msg_z) inflate_finish(c);
+      message_done(c);
+    }
   }
   /* Only an incomplete header or control frame can be left over. */
   c->stash_len = len - pos;
@@ -758,13 +1101,41 @@ static void begin_traffic(void) {
   } else {
     g.phase = PH_MEASURE;
     g.t_measure = t;
+    getrusage(RUSAGE_SELF, &g.ru_measure);
   }
   for (uint32_t i = 0; i < opt.conns; i++) refill(&g.conns[i]);
+}
+
+/* idle --active: every connection sends its messages at once. */
+static void begin_active(void) {
+  uint64_t t = now_ns();
+  g.active_started = true;
+  g.phase = PH_ACTIVE;
+  g.t_phase = g.t_progress = t;
+  for (uint32_t i = 0; i < opt.conns; i++) refill(&g.conns[i]);
+}
+
+static void active_conn_done(struct conn *c) {
+  c->active_done = true;
+  /* It never sends again: our zlib memory is not what is being measured. */
+  zstreams_free(c);
+  if (++g.active_done < opt.conns) return;
+  uint64_t t = now_ns();
+  printf("{\"mode\":\"idle\",\"connections\":%" PRIu32 ",\"active\":%" PRIu32 ",\"active_s\":%.3f", opt.conns,
+         opt.active, secs(t - g.t_phase));
+  if (opt.deflate)
+    printf(",\"wire_ratio_out\":%.3f,\"wire_ratio_in\":%.3f", g.wire_out ? (double)g.plain_out / (double)g.wire_out : 0,
+           g.wire_in ? (double)g.plain_in / (double)g.wire_in : 0);
+  printf("}\n");
+  fflush(stdout);
+  g.phase = PH_IDLE_HOLD;
+  if (g.release_pending) begin_close(t);
 }
 
 static void begin_drain(uint64_t t) {
   g.t_end = t;
   g.msgs_at_end = g.msgs_total;
+  getrusage(RUSAGE_SELF, &g.ru_end);
   g.phase = PH_DRAIN;
   g.t_phase = t;
   for (uint32_t i = 0; i < opt.conns; i++) {
@@ -799,6 +1170,7 @@ static void tick(void) {
   case PH_WARMUP:
   case PH_MEASURE:
   case PH_DRAIN:
+  case PH_ACTIVE:
     if (t - g.t_progress > timeout_ns)
       die(EXIT_STALL, "stalled: no echo for %.1f s with %" PRIu64 " messages in flight (lost by the server?)",
           opt.timeout, in_flight());
@@ -806,6 +1178,7 @@ static void tick(void) {
       g.phase = PH_MEASURE;
       g.t_measure = g.t_phase = t;
       g.msgs_at_measure = g.msgs_total;
+      getrusage(RUSAGE_SELF, &g.ru_measure);
     } else if (g.phase == PH_MEASURE) {
       bool over = opt.messages ? g.msgs_total - g.msgs_at_measure >= opt.messages
                                : t - g.t_measure >= (uint64_t)(opt.duration * 1e9);
@@ -853,8 +1226,12 @@ static double pct_us(double p) {
   return (double)g.samples[rank - 1] / 1e3;
 }
 
+static double tv_s(struct timeval tv) { return (double)tv.tv_sec + (double)tv.tv_usec / 1e6; }
+
 static void report(void) {
   double dur = secs(g.t_end - g.t_measure);
+  double cpu = tv_s(g.ru_end.ru_utime) + tv_s(g.ru_end.ru_stime) - tv_s(g.ru_measure.ru_utime) -
+               tv_s(g.ru_measure.ru_stime);
   uint64_t msgs = g.msgs_at_end - g.msgs_at_measure;
   double rate = dur > 0 ? (double)msgs / dur : 0;
   printf("{\"mode\":\"%s\",\"connections\":%" PRIu32 ",\"inflight\":%" PRIu32
@@ -863,6 +1240,12 @@ static void report(void) {
          opt.mode == MODE_LATENCY ? "latency" : "echo", opt.conns, opt.inflight, opt.size,
          opt.binary ? "binary" : "text", opt.warmup, dur, msgs, rate, rate * (double)opt.size / 1e6, g.msgs_total,
          g.unclean);
+  /* Our own CPU use while measuring: near 1.0 means the generator, not the
+   * server, may be what limits the rate. */
+  printf(",\"client_cpu\":%.3f", dur > 0 ? cpu / dur : 0);
+  if (opt.deflate)
+    printf(",\"deflate\":true,\"wire_ratio_out\":%.3f,\"wire_ratio_in\":%.3f",
+           g.wire_out ? (double)g.plain_out / (double)g.wire_out : 0, g.wire_in ? (double)g.plain_in / (double)g.wire_in : 0);
   if (opt.mode == MODE_LATENCY && g.nsamples > 0) {
     qsort(g.samples, g.nsamples, sizeof *g.samples, cmp_u64);
     double sum = 0;
@@ -895,6 +1278,11 @@ static void usage(FILE *f) {
           "  -w, --warmup SEC       unmeasured traffic first (default 1)\n"
           "  -T, --timeout SEC      fail if nothing progresses for SEC (default 10)\n"
           "      --connect-batch N  handshakes in progress at once (default 256)\n"
+          "  -z, --deflate          negotiate permessage-deflate; compress every message\n"
+          "      --zlevel L         our deflate level, 0-9 (default zlib's 6, as ws)\n"
+          "  -j, --json             JSON-like payloads (compressible, different every message)\n"
+          "  -a, --active M         idle mode: on the first stdin line each connection sends\n"
+          "                         M messages and waits for the echoes; the next line lets go\n"
           "Prints one JSON line. Exit: 0 ok, 1 usage, 2 connection/protocol error,\n"
           "3 echo verification failure, 4 stall (lost messages).\n");
 }
@@ -924,9 +1312,11 @@ static void parse_args(int argc, char **argv) {
       {"binary", no_argument, 0, 'b'},         {"duration", required_argument, 0, 'd'},
       {"messages", required_argument, 0, 'n'}, {"warmup", required_argument, 0, 'w'},
       {"timeout", required_argument, 0, 'T'},  {"connect-batch", required_argument, 0, 'B'},
+      {"deflate", no_argument, 0, 'z'},        {"zlevel", required_argument, 0, 'Z'},
+      {"json", no_argument, 0, 'j'},           {"active", required_argument, 0, 'a'},
       {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
   int ch;
-  while ((ch = getopt_long(argc, argv, "H:p:u:m:c:k:s:tbd:n:w:T:h", lopts, NULL)) != -1) {
+  while ((ch = getopt_long(argc, argv, "H:p:u:m:c:k:s:tbd:n:w:T:zja:h", lopts, NULL)) != -1) {
     switch (ch) {
     case 'H': opt.host = optarg; break;
     case 'p': opt.port = optarg; break;
@@ -947,6 +1337,13 @@ static void parse_args(int argc, char **argv) {
     case 'w': opt.warmup = parse_num(optarg, "warmup"); break;
     case 'T': opt.timeout = parse_num(optarg, "timeout"); break;
     case 'B': opt.connect_batch = (uint32_t)parse_num(optarg, "connect-batch"); break;
+    case 'z': opt.deflate = true; break;
+    case 'Z':
+      opt.zlevel = (int)parse_num(optarg, "zlevel");
+      if (opt.zlevel > 9) die(EXIT_USAGE, "bad zlevel: %s", optarg);
+      break;
+    case 'j': opt.json = true; break;
+    case 'a': opt.active = (uint32_t)parse_num(optarg, "active"); break;
     case 'h': usage(stdout); exit(0);
     default: usage(stderr); exit(EXIT_USAGE);
     }
@@ -958,6 +1355,8 @@ static void parse_args(int argc, char **argv) {
   }
   if (opt.conns == 0) opt.conns = 1;
   if (opt.inflight == 0) opt.inflight = 1;
+  if (opt.active && opt.mode != MODE_IDLE) die(EXIT_USAGE, "--active is for idle mode");
+  if (opt.active) opt.inflight = opt.active; /* all at once */
   if (opt.connect_batch == 0) opt.connect_batch = 1;
   if (opt.timeout <= 0) opt.timeout = 10;
   if (opt.duration <= 0 && opt.messages == 0 && opt.mode != MODE_IDLE) die(EXIT_USAGE, "need a duration or -n");
@@ -1013,14 +1412,35 @@ int main(int argc, char **argv) {
   g.rbuf = xrealloc(NULL, RBUF_SIZE);
   g.conns = calloc(opt.conns, sizeof *g.conns);
   if (!g.conns) die(EXIT_PROTO, "out of memory");
-  if (opt.mode != MODE_IDLE) {
-    /* Printable ASCII in text mode so every payload is valid UTF-8. */
-    size_t n = opt.size + PATTERN_SLACK;
-    g.pattern = xrealloc(NULL, n);
-    for (size_t i = 0; i < n; i++) {
-      uint8_t r = (uint8_t)rnd();
-      g.pattern[i] = opt.binary ? r : (uint8_t)(0x20 + r % 95);
+  if (opt.mode != MODE_IDLE || opt.active || opt.deflate) { /* -z: build_pool needs it */
+    if (opt.json) {
+      /* ASCII, hence valid UTF-8, in text and binary messages alike. */
+      size_t n = opt.size + CORPUS_SPAN;
+      g.pattern = xrealloc(NULL, n);
+      make_json_corpus(g.pattern, n);
+    } else {
+      /* Printable ASCII in text mode so every payload is valid UTF-8. */
+      size_t n = opt.size + PATTERN_SLACK;
+      g.pattern = xrealloc(NULL, n);
+      for (size_t i = 0; i < n; i++) {
+        uint8_t r = (uint8_t)rnd();
+        g.pattern[i] = opt.binary ? r : (uint8_t)(0x20 + r % 95);
+      }
     }
+  }
+  if (opt.deflate) {
+    /* Pool size (build_pool): up to 16 groups x 256 messages, at most
+     * 16 MiB of plain text, and the cycle longer than the deflate window. */
+    g.groups = 16;
+    g.cycle = 256;
+    uint32_t min_cycle = (uint32_t)(32768 / (opt.size ? opt.size : 1)) + 4;
+    if (min_cycle < 8) min_cycle = 8;
+    while (g.groups > 1 && (uint64_t)g.groups * g.cycle * opt.size > 16u << 20) g.groups /= 2;
+    while (g.cycle / 2 >= min_cycle && (uint64_t)g.groups * g.cycle * opt.size > 16u << 20) g.cycle /= 2;
+    g.plain = xrealloc(NULL, opt.size);
+    g.zbuf_cap = opt.size + opt.size / 8 + 1024;
+    g.zbuf = xrealloc(NULL, g.zbuf_cap);
+    g.zout = xrealloc(NULL, ZOUT_SIZE);
   }
   if (opt.mode == MODE_IDLE) watch_release();
 
@@ -1046,6 +1466,10 @@ int main(int argc, char **argv) {
           char tmp[256];
           ssize_t r = read(0, tmp, sizeof tmp);
           if (r > 0 && !memchr(tmp, '\n', (size_t)r)) continue; /* wait for a whole line */
+          if (r > 0 && opt.active && !g.active_started && g.phase == PH_IDLE_HOLD) {
+            begin_active(); /* stdin stays watched: the next line lets go */
+            continue;
+          }
           epoll_ctl(g.ep, EPOLL_CTL_DEL, 0, NULL);
           /* EOF before the connections are held means stdin was never a
            * control channel (e.g. </dev/null): then only a signal ends it. */
