@@ -12,7 +12,7 @@
 //
 // Options:
 //   --quick            short durations and one repetition (smoke run, < 1 min)
-//   --only S2[,S3]     run only these scenarios
+//   --only S2[,S5]     run only these scenarios (S1-S4, S4Z, S4ZN, S5, S5N, S6)
 //   --impl a,b         columns: ws, native-thread, native-main ("native" = both)
 //   --reps N           repetitions (default 3; --quick: 1)
 //   --no-pin           do not pin processes to CPUs
@@ -34,10 +34,19 @@ const IMPLS = {
   'native-main': { label: 'ws-native (main)', script: 'ws-native.js', env: { WS_NATIVE_LOOP: 'main' } }
 };
 
-// Durations in seconds: [warmup, measure]. The full run stays under ~4 min
-// with all three implementations (36 measurements).
-const FULL = { S1: [1, 3], S2: [1, 5], S3: [1, 3], idle: 10000 };
-const QUICK = { S1: [0.3, 1], S2: [0.5, 1.5], S3: [0.5, 1], idle: 10000 };
+// Durations in seconds: [warmup, measure]; idle/idleZ: connections held by
+// S4 and S4Z/S4ZN. The full run takes ~8 min with all three implementations
+// (81 measurements).
+const FULL = { S1: [1, 3], S2: [1, 5], S3: [1, 3], S5: [1, 5], S6: [1, 5], idle: 10000, idleZ: 2000 };
+const QUICK = { S1: [0.3, 1], S2: [0.5, 1.5], S3: [0.5, 1], S5: [0.5, 1.5], S6: [0.5, 1.5], idle: 10000, idleZ: 2000 };
+
+// permessage-deflate options given to both servers (ws's perMessageDeflate,
+// as JSON for servers/echo.js): ws's defaults, and both sides without
+// context takeover.
+const PMD_DEFAULT = '{}';
+const PMD_NO_TAKEOVER = '{"serverNoContextTakeover":true,"clientNoContextTakeover":true}';
+// Messages each connection sends and gets back in S4Z/S4ZN's active step.
+const ACTIVE_MSGS = 4;
 
 const SCENARIOS = [
   {
@@ -64,8 +73,54 @@ const SCENARIOS = [
   {
     id: 'S4',
     title: 'memory, 10,000 idle conns',
-    memory: true,
+    memory: { count: (d) => d.idle },
     metrics: [{ key: 'bytes_per_conn', name: 'RSS bytes/conn (lower is better)', fmt: 0 }]
+  },
+  {
+    id: 'S4Z',
+    title: 'memory, 2,000 conns, permessage-deflate (context takeover)',
+    memory: { count: (d) => d.idleZ, env: { BENCH_PMD: PMD_DEFAULT }, args: ['-z', '-j', '-s', '1k'], active: ACTIVE_MSGS },
+    metrics: [
+      { key: 'bytes_per_conn', name: 'idle: RSS bytes/conn (lower is better)', fmt: 0 },
+      { key: 'active_bytes_per_conn', name: `after ${ACTIVE_MSGS} msgs: RSS bytes/conn (lower is better)`, fmt: 0 }
+    ],
+    extra: ['wire_ratio_in']
+  },
+  {
+    id: 'S4ZN',
+    title: 'memory, 2,000 conns, permessage-deflate, no context takeover',
+    memory: { count: (d) => d.idleZ, env: { BENCH_PMD: PMD_NO_TAKEOVER }, args: ['-z', '-j', '-s', '1k'], active: ACTIVE_MSGS },
+    metrics: [
+      { key: 'bytes_per_conn', name: 'idle: RSS bytes/conn (lower is better)', fmt: 0 },
+      { key: 'active_bytes_per_conn', name: `after ${ACTIVE_MSGS} msgs: RSS bytes/conn (lower is better)`, fmt: 0 }
+    ],
+    extra: ['wire_ratio_in']
+  },
+  {
+    id: 'S5',
+    title: 'compressed, 100 conns × 8 in flight, 1 KiB JSON text, permessage-deflate (context takeover)',
+    env: { BENCH_PMD: PMD_DEFAULT },
+    load: (d) => ['-m', 'echo', '-c', '100', '-k', '8', '-s', '1k', '-t', '-j', '-z', '-w', d.S5[0], '-d', d.S5[1]],
+    metrics: [{ key: 'msgs_per_s', name: 'msg/s (higher is better)', fmt: 0 }],
+    extra: ['client_cpu', 'wire_ratio_in']
+  },
+  {
+    id: 'S5N',
+    title: 'compressed as S5, no context takeover',
+    env: { BENCH_PMD: PMD_NO_TAKEOVER },
+    load: (d) => ['-m', 'echo', '-c', '100', '-k', '8', '-s', '1k', '-t', '-j', '-z', '-w', d.S5[0], '-d', d.S5[1]],
+    metrics: [{ key: 'msgs_per_s', name: 'msg/s (higher is better)', fmt: 0 }],
+    extra: ['client_cpu', 'wire_ratio_in']
+  },
+  {
+    id: 'S6',
+    title: 'wss:// CLIENT, 100 conns × 32 in flight, 32 B text (server: ws on https, the same for all)',
+    client: { conns: 100, inflight: 32, size: 32, durations: (d) => d.S6 },
+    metrics: [
+      { key: 'msgs_per_s', name: 'msg/s (higher is better)', fmt: 0 },
+      { key: 'cpu_us_per_msg', name: 'client CPU µs/msg (lower is better)', fmt: 2 }
+    ],
+    extra: ['cpu_util', 'server_cpu']
   }
 ];
 
@@ -100,7 +155,9 @@ function parseArgs(argv) {
     else usage(`unknown option ${a}`);
   }
   if (o.only) {
-    for (const s of o.only) if (!SCENARIOS.some((x) => x.id === s)) usage(`unknown scenario ${s} (S1-S4)`);
+    for (const s of o.only) {
+      if (!SCENARIOS.some((x) => x.id === s)) usage(`unknown scenario ${s} (${SCENARIOS.map((x) => x.id).join(', ')})`);
+    }
   }
   if (o.reps === null) o.reps = o.quick ? 1 : 3;
   if (!Number.isInteger(o.reps) || o.reps < 1) usage('--reps must be a positive integer');
@@ -110,7 +167,8 @@ function parseArgs(argv) {
 
 function usage(err) {
   const text =
-    'usage: node bench/run.js [--quick] [--only S1,S2,S3,S4] [--impl ws,native-thread,native-main|native]\n' +
+    'usage: node bench/run.js [--quick] [--only S1,S2,S3,S4,S4Z,S4ZN,S5,S5N,S6]\n' +
+    '                         [--impl ws,native-thread,native-main|native]\n' +
     '                         [--reps N] [--no-pin]\n';
   if (err) {
     process.stderr.write(`run.js: ${err}\n${text}`);
@@ -164,21 +222,27 @@ function command(prefix, file, args) {
 function reasonFrom(stderr, fallback) {
   const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
   const r =
-    lines.find((l) => /^([A-Za-z]*Error\b|wsload:|server error:)/.test(l)) ||
+    lines.find((l) => /^([A-Za-z]*Error\b|wsload:|echo-client:|server error:)/.test(l)) ||
     lines.find((l) => /assert|fatal|panic|segmentation/i.test(l)) ||
     lines.find((l) => !/^(-{3,}|\d+: |at |node:internal|\^|throw )/.test(l)) ||
     fallback;
   return r.length > 200 ? r.slice(0, 197) + '...' : r;
 }
 
+// The server under test for `impl` (servers/ws.js or ws-native.js), pinned
+// to the server's CPU; `env` adds to the implementation's environment.
+function implServer(impl, exposeGc, env) {
+  return { script: IMPLS[impl].script, env: { ...IMPLS[impl].env, ...env }, exposeGc, pin: pinning && pinning.server };
+}
+
 // A server process speaking the echo.js protocol: JSON lines on stdout.
+// spec: { script (in servers/), env, exposeGc, pin (command prefix), name }.
 class Server {
-  constructor(impl, exposeGc) {
-    const nodeArgs = [...(exposeGc ? ['--expose-gc'] : []), path.join(BENCH, 'servers', IMPLS[impl].script)];
-    const [cmd, args] = command(pinning && pinning.server, process.execPath, nodeArgs);
-    this.proc = track(
-      spawn(cmd, args, { env: { ...process.env, ...IMPLS[impl].env }, stdio: ['pipe', 'pipe', 'pipe'] })
-    );
+  constructor(spec) {
+    const nodeArgs = [...(spec.exposeGc ? ['--expose-gc'] : []), path.join(BENCH, 'servers', spec.script)];
+    const [cmd, args] = command(spec.pin, process.execPath, nodeArgs);
+    this.name = spec.name || 'server';
+    this.proc = track(spawn(cmd, args, { env: { ...process.env, ...spec.env }, stdio: ['pipe', 'pipe', 'pipe'] }));
     this.stderr = '';
     this.exited = null;
     this.waiters = [];
@@ -208,7 +272,7 @@ class Server {
   }
 
   died() {
-    return `server exited (${this.exited}): ${reasonFrom(this.stderr, 'no error message')}`;
+    return `${this.name} exited (${this.exited}): ${reasonFrom(this.stderr, 'no error message')}`;
   }
 
   // Resolves with the next stdout message carrying `key`.
@@ -217,7 +281,7 @@ class Server {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((x) => x !== w);
-        reject(new Error(`server gave no "${key}" within ${timeoutMs / 1000} s`));
+        reject(new Error(`${this.name} gave no "${key}" within ${timeoutMs / 1000} s`));
       }, timeoutMs);
       const w = {
         key,
@@ -248,7 +312,7 @@ class Server {
     const t = setTimeout(() => {
       // Worth knowing: echo.js calls process.exit() on stdin end, so a hang
       // here is the library blocking exit (e.g. an I/O thread never joined).
-      process.stderr.write('  warning: server did not exit within 3 s of stdin end; killed\n');
+      process.stderr.write(`  warning: ${this.name} did not exit within 3 s of stdin end; killed\n`);
       this.proc.kill('SIGKILL');
     }, 3000);
     await gone;
@@ -258,26 +322,31 @@ class Server {
 
 // Runs wsload to completion; resolves with its JSON result.
 function runLoad(args, timeoutMs) {
+  return runJson('wsload', WSLOAD, args, { pin: pinning && pinning.load, timeoutMs });
+}
+
+// Runs a program that prints one JSON line as its last line of stdout.
+function runJson(name, file, args, { pin, env, timeoutMs }) {
   return new Promise((resolve, reject) => {
-    const [cmd, a] = command(pinning && pinning.load, WSLOAD, args);
-    const p = track(spawn(cmd, a, { stdio: ['ignore', 'pipe', 'pipe'] }));
+    const [cmd, a] = command(pin, file, args);
+    const p = track(spawn(cmd, a, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } }));
     let out = '';
     let err = '';
     p.stdout.on('data', (d) => (out += d));
     p.stderr.on('data', (d) => (err += d));
     const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-    p.on('error', (e) => reject(new Error(`cannot run wsload: ${e.message}`)));
+    p.on('error', (e) => reject(new Error(`cannot run ${name}: ${e.message}`)));
     p.on('close', (code, signal) => {
       clearTimeout(timer);
       if (code !== 0) {
-        reject(new Error(`wsload ${signal ? 'killed by ' + signal : 'exit ' + code}: ${reasonFrom(err, 'no error message')}`));
+        reject(new Error(`${name} ${signal ? 'killed by ' + signal : 'exit ' + code}: ${reasonFrom(err, 'no error message')}`));
         return;
       }
       const line = out.trim().split('\n').pop();
       try {
         resolve(JSON.parse(line));
       } catch {
-        reject(new Error(`wsload printed no JSON result: ${line}`));
+        reject(new Error(`${name} printed no JSON result: ${line}`));
       }
     });
   });
@@ -289,8 +358,8 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // Throws { startup: true } when the server never came up, so the caller can
 // drop that implementation for the rest of the run.
-async function startServer(impl, exposeGc) {
-  const server = new Server(impl, exposeGc);
+async function startServer(spec) {
+  const server = new Server(spec);
   try {
     const port = await server.next('port', 15000);
     return { server, port };
@@ -303,7 +372,7 @@ async function startServer(impl, exposeGc) {
 }
 
 async function measureLoad(scn, impl, durations) {
-  const { server, port } = await startServer(impl, false);
+  const { server, port } = await startServer(implServer(impl, false, scn.env));
   try {
     const args = scn.load(durations).map(String);
     const secs = args.reduce((s, a, i) => (args[i - 1] === '-w' || args[i - 1] === '-d' ? s + Number(a) : s), 0);
@@ -324,43 +393,132 @@ async function measureLoad(scn, impl, durations) {
   }
 }
 
-// S4: server RSS before and after N idle connections, each after gc().
-async function measureMemory(impl, n) {
-  const { server, port } = await startServer(impl, true);
+// S4, S4Z, S4ZN: server RSS before and after N idle connections, each after
+// gc(); with `active`, also after each connection then sent that many
+// messages and got them back (and went idle again).
+async function measureMemory(scn, impl, durations) {
+  const n = scn.memory.count(durations);
+  const { server, port } = await startServer(implServer(impl, true, scn.memory.env));
   let load = null;
   try {
     const before = await server.rss();
-    const [cmd, a] = command(pinning && pinning.load, WSLOAD, ['-m', 'idle', '-c', String(n), '-p', String(port)]);
+    const args = ['-m', 'idle', '-c', String(n), '-p', String(port), ...(scn.memory.args || [])];
+    if (scn.memory.active) args.push('-a', String(scn.memory.active));
+    const [cmd, a] = command(pinning && pinning.load, WSLOAD, args);
     load = track(spawn(cmd, a, { stdio: ['pipe', 'pipe', 'pipe'] }));
     let err = '';
     load.stderr.on('data', (d) => (err += d));
     load.stdin.on('error', () => {});
     const exited = new Promise((resolve) => load.on('close', (code, signal) => resolve({ code, signal })));
-    const established = await new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`wsload: ${n} connections not established within 60 s`)), 60000);
-      readline.createInterface({ input: load.stdout }).once('line', (line) => {
-        clearTimeout(timer);
-        resolve(JSON.parse(line));
+    const lines = readline.createInterface({ input: load.stdout });
+    const nextLine = (what) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`wsload: ${what} not within 60 s`)), 60000);
+        lines.once('line', (line) => {
+          clearTimeout(timer);
+          resolve(JSON.parse(line));
+        });
+        exited.then(({ code, signal }) => {
+          clearTimeout(timer);
+          reject(new Error(`wsload ${signal || 'exit ' + code}: ${reasonFrom(err, 'no error message')}`));
+        });
       });
-      exited.then(({ code, signal }) => {
-        clearTimeout(timer);
-        reject(new Error(`wsload ${signal || 'exit ' + code}: ${reasonFrom(err, 'no error message')}`));
-      });
-    });
+    const established = await nextLine(`${n} connections established`);
     // Let the server finish whatever the last handshakes queued.
     await sleep(500);
     const after = await server.rss();
-    load.stdin.end('\n');
-    const { code, signal } = await exited;
-    if (code !== 0) throw new Error(`wsload ${signal || 'exit ' + code}: ${reasonFrom(err, 'no error message')}`);
-    return {
+    const result = {
       bytes_per_conn: (after - before) / n,
       rss_before: before,
       rss_after: after,
       connect_s: established.connect_s
     };
+    if (scn.memory.active) {
+      load.stdin.write('\n'); // every connection sends its messages
+      const active = await nextLine(`the echoes of ${scn.memory.active} messages on each connection`);
+      await sleep(500);
+      const afterActive = await server.rss();
+      result.active_bytes_per_conn = (afterActive - before) / n;
+      result.rss_after_active = afterActive;
+      result.wire_ratio_in = active.wire_ratio_in;
+    }
+    load.stdin.end('\n');
+    const { code, signal } = await exited;
+    if (code !== 0) throw new Error(`wsload ${signal || 'exit ' + code}: ${reasonFrom(err, 'no error message')}`);
+    if (server.exited !== null) throw new Error(`${server.died()} (during the run)`);
+    return result;
   } finally {
     if (load && load.exitCode === null) load.kill('SIGKILL');
+    await server.stop();
+  }
+}
+
+// S6: a self-signed certificate for 127.0.0.1, made once per run with the
+// openssl CLI into a temporary directory (removed at exit).
+let tlsDir = null;
+function certificates() {
+  if (tlsDir) return tlsDir;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ws-native-bench-tls-'));
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  const r = spawnSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+      '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')],
+    { encoding: 'utf8' }
+  );
+  if (r.status !== 0) {
+    throw new Error(`cannot make a certificate with openssl: ${r.error ? r.error.message : reasonFrom(r.stderr || '', 'failed')}`);
+  }
+  tlsDir = dir;
+  return dir;
+}
+
+// S6: the client is what is measured. The server is ws on Node's https for
+// every column, pinned where wsload would run; the client process (ws's or
+// ws-native's WebSocket, clients/echo-client.js) gets the server's CPU.
+async function measureClient(scn, impl, durations) {
+  const dir = certificates();
+  let started;
+  try {
+    started = await startServer({
+      script: 'wss-echo.js',
+      env: { BENCH_TLS_DIR: dir },
+      pin: pinning && pinning.load,
+      name: 'wss server (ws)'
+    });
+  } catch (e) {
+    throw new Error(e.message); // not this implementation's fault: no `startup`
+  }
+  const { server, port } = started;
+  try {
+    const [warmup, duration] = scn.client.durations(durations);
+    const cfg = {
+      lib: impl === 'ws' ? 'ws' : 'ws-native',
+      url: `wss://127.0.0.1:${port}/`,
+      ca: path.join(dir, 'cert.pem'),
+      conns: scn.client.conns,
+      inflight: scn.client.inflight,
+      size: scn.client.size,
+      warmup,
+      duration,
+      server_pid: server.proc.pid // taskset execs node: the same pid
+    };
+    let result;
+    try {
+      result = await runJson('echo-client', process.execPath, [path.join(BENCH, 'clients', 'echo-client.js'), JSON.stringify(cfg)], {
+        pin: pinning && pinning.server,
+        env: IMPLS[impl].env,
+        timeoutMs: (warmup + duration + 60) * 1000
+      });
+    } catch (e) {
+      await sleep(300);
+      if (server.exited !== null) throw new Error(`${server.died()} (during the run)`);
+      throw e;
+    }
+    if (server.exited !== null) throw new Error(`${server.died()} (during the run)`);
+    return result;
+  } finally {
     await server.stop();
   }
 }
@@ -439,6 +597,17 @@ function failureNotes(opts, failures) {
   return notes;
 }
 
+// A measurement's metrics, then its `extra` figures (context that is not a
+// result: the load generator's own CPU use, the compression ratio on the
+// wire), for the progress lines and results.md.
+function runSummary(scn, r) {
+  const num = (v, d) => (typeof v === 'number' ? fmt(v, d) : 'n/a');
+  return [
+    ...scn.metrics.map((m) => `${m.key}=${num(r[m.key], m.fmt)}`),
+    ...(scn.extra || []).map((k) => `${k}=${num(r[k], 2)}`)
+  ].join(' ');
+}
+
 function rawRuns(opts, results) {
   const lines = [];
   for (const scn of SCENARIOS) {
@@ -447,6 +616,12 @@ function rawRuns(opts, results) {
       for (const impl of opts.impls) {
         const vals = results[scn.id][impl].map((r) => r[m.key]).filter((v) => typeof v === 'number');
         if (vals.length) lines.push(`- ${scn.id} ${m.key}, ${IMPLS[impl].label}: ${vals.map((v) => fmt(v, m.fmt)).join('; ')}`);
+      }
+    }
+    for (const k of scn.extra || []) {
+      for (const impl of opts.impls) {
+        const vals = results[scn.id][impl].map((r) => r[k]).filter((v) => typeof v === 'number');
+        if (vals.length) lines.push(`- ${scn.id} ${k} (context), ${IMPLS[impl].label}: ${vals.map((v) => fmt(v, 2)).join('; ')}`);
       }
     }
   }
@@ -492,11 +667,13 @@ async function main() {
         if (failures[scn.id][impl]) continue;
         const tag = `${scn.id} ${IMPLS[impl].label} #${rep}`;
         try {
-          const r = scn.memory ? await measureMemory(impl, durations.idle) : await measureLoad(scn, impl, durations);
+          const r = scn.memory
+            ? await measureMemory(scn, impl, durations)
+            : scn.client
+              ? await measureClient(scn, impl, durations)
+              : await measureLoad(scn, impl, durations);
           results[scn.id][impl].push(r);
-          process.stderr.write(
-            `  ${tag}: ${scn.metrics.map((m) => `${m.key}=${typeof r[m.key] === 'number' ? fmt(r[m.key], m.fmt) : 'n/a'}`).join(' ')}\n`
-          );
+          process.stderr.write(`  ${tag}: ${runSummary(scn, r)}\n`);
         } catch (e) {
           failures[scn.id][impl] = e.message;
           if (e.startup) unavailable[impl] = e.message;

@@ -10,13 +10,17 @@
 //   - stdin line "rss":         {"rss":bytes}  (after gc() under --expose-gc)
 //   - stdin end:                exit 0
 // Port: argv[2] or $PORT, default 0 (any free port).
+// $BENCH_PMD: the perMessageDeflate option as JSON (e.g. {} or
+// {"serverNoContextTakeover":true,"clientNoContextTakeover":true});
+// default false, as ws's default.
 
 const readline = require('readline');
 
 module.exports = function run(lib) {
   const WebSocketServer = lib.WebSocketServer || lib.Server;
   const port = Number(process.argv[2] || process.env.PORT || 0);
-  const wss = new WebSocketServer({ port, host: '127.0.0.1', perMessageDeflate: false });
+  const perMessageDeflate = process.env.BENCH_PMD ? JSON.parse(process.env.BENCH_PMD) : false;
+  const wss = new WebSocketServer({ port, host: '127.0.0.1', perMessageDeflate });
 
   wss.on('connection', (ws) => {
     // A peer resetting its connection must not take the server down.
