@@ -35,7 +35,7 @@ const IMPLS = {
 };
 
 // Durations in seconds: [warmup, measure]; idle/idleZ: connections held by
-// S4 and S4Z/S4ZN. The full run takes ~8 min with all three implementations
+// S4 and S4Z/S4ZN. The full run takes ~6 min with all three implementations
 // (81 measurements).
 const FULL = { S1: [1, 3], S2: [1, 5], S3: [1, 3], S5: [1, 5], S6: [1, 5], idle: 10000, idleZ: 2000 };
 const QUICK = { S1: [0.3, 1], S2: [0.5, 1.5], S3: [0.5, 1], S5: [0.5, 1.5], S6: [0.5, 1.5], idle: 10000, idleZ: 2000 };
