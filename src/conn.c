@@ -1117,6 +1117,7 @@ void wsn_conn_connect(wsn_loop_t *l, wsn_cmd_t *cmd) {
     free(cmd);
     return;
   }
+  c->tls = a->tls; /* owned from here: every exit below frees it */
   c->state = WSN_CS_RESOLVING;
   c->port = a->port;
   c->auto_pong = !(a->flags & WSN_CONN_NO_AUTO_PONG);
@@ -1145,7 +1146,6 @@ void wsn_conn_connect(wsn_loop_t *l, wsn_cmd_t *cmd) {
   }
   /* The command record itself becomes the outbox entry for the request
    * (with TLS: sent once the TLS handshake is done). */
-  c->tls = a->tls;
   cmd->off = sizeof(*a) + a->host_len + a->key_len;
   cmd->len = a->request_len;
   cmd->type = WSN_CMD_SEND;
