@@ -79,6 +79,16 @@ static void outbox_push(wsn_conn_t *c, wsn_cmd_t *cmd) {
   wsn_loop_mark_dirty(c->loop, c);
 }
 
+/* Writes "code\0message" (the payload of TLS_ERROR and of zlib's ERROR:
+ * JS builds Node's or zlib's error from it), cut to fit. Returns the
+ * length. */
+static size_t code_and_message(char *out, size_t cap, const char *code,
+                               const char *message) {
+  int n = snprintf(out, cap, "%s%c%s", code ? code : "", 0, message);
+  if (n < 0) return 0;
+  return (size_t)n >= cap ? cap - 1 : (size_t)n;
+}
+
 /* ---- TLS ------------------------------------------------------------- */
 
 static void plain_free(wsn_conn_t *c) {
@@ -103,7 +113,7 @@ static int tls_drain(wsn_conn_t *c, uint64_t accounted, int ack) {
   }
   wsn_cmd_t *cmd = wsn_cmd_new(WSN_CMD_SEND, c->id, out->len);
   if (cmd == NULL) return -1;
-  if (out->len) memcpy(cmd->data, out->base, out->len);
+  memcpy(cmd->data, out->base, out->len);
   wsn_tls_session_output_consume(c->tls, out->len);
   cmd->flags = WSN_CMD_ACCOUNTED | (ack ? WSN_SEND_WANT_ACK : 0);
   cmd->arg = accounted;
@@ -140,11 +150,9 @@ static int tls_encrypt_pending(wsn_conn_t *c) {
 static void post_tls_error(wsn_conn_t *c) {
   const wsn_tls_error_t *e = wsn_tls_session_error(c->tls);
   char text[1024];
-  int n = snprintf(text, sizeof(text), "%s%c%s", e && e->code[0] ? e->code : "",
-                   0, e && e->message ? e->message : "TLS error");
-  if (n < 0) n = 0;
-  if ((size_t)n >= sizeof(text)) n = sizeof(text) - 1;
-  wsn_loop_post(c->loop, WSN_EV_TLS_ERROR, c->id, text, (size_t)n);
+  size_t n = code_and_message(text, sizeof(text), e ? e->code : NULL,
+                              e && e->message ? e->message : "TLS error");
+  wsn_loop_post(c->loop, WSN_EV_TLS_ERROR, c->id, text, n);
 }
 
 /* A fatal TLS error: report it, send the alert if the kernel takes it at
@@ -263,13 +271,10 @@ static void inflate_error(wsn_conn_t *c, int r) {
     return;
   }
   char text[256];
-  const char *code = wsn_pmd_zlib_code_name(c->pmd->error_code);
-  int n = snprintf(text, sizeof(text), "%s%c%s", code ? code : "", 0,
-                   c->pmd->error ? c->pmd->error : "Zlib error");
-  if (n < 0) n = 0;
-  if ((size_t)n >= sizeof(text)) n = sizeof(text) - 1;
-  error_with_payload(c, WSN_E_INFLATE, (uint32_t)-c->pmd->error_code, text,
-                     (size_t)n);
+  size_t n = code_and_message(text, sizeof(text),
+                              wsn_pmd_zlib_code_name(c->pmd->error_code),
+                              c->pmd->error ? c->pmd->error : "Zlib error");
+  error_with_payload(c, WSN_E_INFLATE, (uint32_t)-c->pmd->error_code, text, n);
 }
 
 /* Inflates a compressed frame's payload (or, with fin, ends the message)
@@ -1353,15 +1358,15 @@ void wsn_conn_flush(wsn_conn_t *c) {
 static wsn_cmd_t *compress_frame(wsn_conn_t *c, wsn_cmd_t *cmd) {
   int opcode = (int)((cmd->flags >> WSN_SEND_OPCODE_SHIFT) & 0xF);
   int fin = (cmd->flags & WSN_SEND_FIN) != 0;
+  int masked = !c->is_server;
   wsn_buf_t out = {0};
   int r = c->pmd ? wsn_pmd_compress(c->pmd, cmd->data + cmd->off, cmd->len,
                                     fin, &out)
                  : WSN_PMD_E_ZLIB;
   wsn_cmd_t *frame = NULL;
   if (r == WSN_PMD_OK) {
-    int masked = !c->is_server;
-    size_t h = wsn_frame_header_size(out.len, masked);
-    frame = wsn_cmd_new(WSN_CMD_SEND, c->id, h + out.len);
+    frame = wsn_cmd_new(WSN_CMD_SEND, c->id,
+                        wsn_frame_header_size(out.len, masked) + out.len);
   }
   if (frame == NULL) {
     wsn_buf_free(&out);
@@ -1370,7 +1375,6 @@ static wsn_cmd_t *compress_frame(wsn_conn_t *c, wsn_cmd_t *cmd) {
     return NULL;
   }
   uint8_t mask[4];
-  int masked = !c->is_server;
   if (masked) wsn_rand_fill(&c->loop->rand, mask, 4);
   size_t h = wsn_frame_header(frame->data, fin, opcode != WSN_OP_CONT, opcode,
                               out.len, masked ? mask : NULL);
