@@ -26,9 +26,11 @@ const { binding } = require('./native');
  * @param {number} maxPayload
  * @param {number} flags WSN_SERVER_* flags
  * @param {Buffer} [setup] the permessage-deflate agreement (lib/pmd.js)
+ * @param {number[]} [limits] [maxPendingAutoPongs, maxFragments,
+ *     maxBufferedChunks] (lib/websocket.js limitsOf)
  * @return {number} The connection id
  */
-function adoptSocket(socket, head, response, maxPayload, flags, setup) {
+function adoptSocket(socket, head, response, maxPayload, flags, setup, limits) {
   const pending = drainReadable(socket, head);
   const handle = socket._handle;
   const takeover =
@@ -46,7 +48,7 @@ function adoptSocket(socket, head, response, maxPayload, flags, setup) {
     cacheAddresses(socket);
     handle.readStop();
     const [id] = binding.adopt(handle.fd, pending, response, maxPayload,
-      flags, setup);
+      flags, setup, limits);
     // Closes only Node's descriptor; the loop's duplicate keeps the
     // connection open, and no FIN or RST is sent.
     socket.destroy();
@@ -54,7 +56,7 @@ function adoptSocket(socket, head, response, maxPayload, flags, setup) {
   }
 
   const [id, fd] = binding.adopt(-1, pending, response, maxPayload, flags,
-    setup);
+    setup, limits);
   bridge(socket, new net.Socket({ fd, readable: true, writable: true }));
   return id;
 }

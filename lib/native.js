@@ -84,6 +84,12 @@ function dispatch(buf, externals) {
     } else {
       payload = buf.subarray(start, start + len);
       off = start + ((len + 7) & ~7);
+      // A view would keep the whole batch (up to megabytes) alive for as
+      // long as a listener keeps this one payload: copy it out unless the
+      // batch is hardly bigger than the payload (one message per batch, as
+      // under request/response traffic). Small copies come from Node's
+      // 8 KiB pool.
+      if (end - len > PIN_SLACK && len !== 0) payload = copyOf(payload);
     }
     const id = gen * SLOT_SCALE + slot;
     // A new connection's events go to its server.
@@ -101,6 +107,15 @@ function dispatch(buf, externals) {
     }
   }
   if (failed) process.nextTick(rethrow, firstError);
+}
+
+// Bytes of a batch that one payload may keep alive beside its own.
+const PIN_SLACK = 1024;
+
+function copyOf(view) {
+  const copy = Buffer.allocUnsafe(view.length);
+  view.copy(copy, 0);
+  return copy;
 }
 
 function rethrow(err) {

@@ -18,6 +18,7 @@ const { binding, C, ensureStarted, register, unregister, retain, release } =
   require('./native');
 const { GUID, CLOSE_TIMEOUT } = require('./constants');
 const { adoptSocket } = require('./adopt');
+const { limitsOf } = require('./limits');
 const pmd = require('./pmd');
 const WebSocket = require('./websocket');
 
@@ -76,13 +77,29 @@ class WebSocketServer extends EventEmitter {
       );
     }
     if (options.perMessageDeflate === true) options.perMessageDeflate = {};
-    this._pmd = pmd.pmdOptions(options.perMessageDeflate);
+    pmd.pmdOptions(options.perMessageDeflate); // throws on bad values
 
     if (options.clientTracking) {
       this.clients = new Set();
       this._shouldEmitClose = false;
     }
-    this.options = options;
+    // ws reads its options at every handshake, and code relies on it
+    // (graphql-ws sets options.handleProtocols after construction; a late
+    // verifyClient must not be bypassed). JS reads them lazily anyway; a
+    // `{ port }` server's C side is told at once when one changes.
+    this.options = new Proxy(options, {
+      set: (target, key, value) => {
+        if (key === 'perMessageDeflate') pmd.pmdOptions(value);
+        target[key] = value;
+        this._settingsChanged();
+        return true;
+      },
+      deleteProperty: (target, key) => {
+        delete target[key];
+        this._settingsChanged();
+        return true;
+      }
+    });
     this._state = RUNNING;
     this._address = null;
     this._id = 0;
@@ -122,9 +139,10 @@ class WebSocketServer extends EventEmitter {
       port,
       options.backlog == null ? 511 : options.backlog,
       options.maxPayload,
-      options.path == null ? '' : String(options.path),
+      pathOption(options.path),
       this._flags(),
-      options.handshakeTimeout
+      options.handshakeTimeout,
+      limitsOf(options)
     );
     register(this._id, this);
     retain();
@@ -134,9 +152,22 @@ class WebSocketServer extends EventEmitter {
     this.on('newListener', (event) => {
       if (event === 'headers' && !this._headersHook) {
         this._headersHook = true;
-        binding.serverFlags(this._id, this._flags());
+        this._settingsChanged();
       }
     });
+  }
+
+  /**
+   * `{ port }`: an option changed; C applies the new values to the next
+   * handshakes, as ws reads them at each one.
+   *
+   * @private
+   */
+  _settingsChanged() {
+    if (this._id === 0 || this._state !== RUNNING) return;
+    const o = this.options;
+    binding.serverSettings(this._id, o.maxPayload, pathOption(o.path),
+      this._flags(), limitsOf(o));
   }
 
   /** @private */
@@ -144,7 +175,8 @@ class WebSocketServer extends EventEmitter {
     let flags = 0;
     // permessage-deflate is negotiated in JS (lib/pmd.js): handshakes with
     // it on cost one JS hop each.
-    if (this.options.handleProtocols || this.options.verifyClient || this._pmd ||
+    if (this.options.handleProtocols || this.options.verifyClient ||
+        this.options.perMessageDeflate ||
         this._headersHook || this.listenerCount('headers') > 0) {
       flags |= C.SERVER_NEEDS_JS;
     }
@@ -283,8 +315,11 @@ class WebSocketServer extends EventEmitter {
    */
   _negotiate(req) {
     const value = req.headers['sec-websocket-extensions'];
-    if (!this._pmd || value === undefined) return null;
-    return pmd.acceptOffer(this._pmd, value);
+    const options = pmd.pmdOptions(this.options.perMessageDeflate);
+    if (!options || value === undefined) return null;
+    const agreement = pmd.acceptOffer(options, value);
+    if (agreement && !agreement.error) agreement.options = options;
+    return agreement;
   }
 
   /**
@@ -342,9 +377,9 @@ class WebSocketServer extends EventEmitter {
     socket.removeListener('error', socketOnError);
     const id = adoptSocket(socket, head, headers.concat('\r\n').join('\r\n'),
       this.options.maxPayload, this._flags() & ~C.SERVER_NEEDS_JS,
-      agreement ? agreement.setup : undefined);
+      agreement ? agreement.setup : undefined, limitsOf(this.options));
     ws._socket = socket;
-    if (agreement) pmd.applyAgreement(ws, agreement.params, this._pmd, true);
+    if (agreement) pmd.applyAgreement(ws, agreement.params, agreement.options, true);
     ws._attach(id, protocol);
     this._track(ws);
     cb(ws, req);
@@ -494,7 +529,7 @@ class WebSocketServer extends EventEmitter {
   _completeNative(connId, protocol, info, req, agreement) {
     const ws = new this.options.WebSocket(null, undefined, this.options);
     ws._closeTimeout = this.options.closeTimeout;
-    if (agreement) pmd.applyAgreement(ws, agreement.params, this._pmd, true);
+    if (agreement) pmd.applyAgreement(ws, agreement.params, agreement.options, true);
     ws._attach(connId, protocol);
     this._track(ws);
     this.emit('connection', ws, req || makeRequest(info));
@@ -502,6 +537,11 @@ class WebSocketServer extends EventEmitter {
 }
 
 module.exports = WebSocketServer;
+
+/** ws applies `path` when truthy; C takes '' for any path. */
+function pathOption(path) {
+  return path ? String(path) : '';
+}
 
 function emitClose(server) {
   server._state = CLOSED;

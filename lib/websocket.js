@@ -17,6 +17,7 @@ const util = require('util');
 const { binding, C, ensureStarted, register, unregister, retain, release } =
   require('./native');
 const { adoptSocket } = require('./adopt');
+const { limitsOf } = require('./limits');
 const pmd = require('./pmd');
 const {
   BINARY_TYPES,
@@ -491,14 +492,14 @@ class WebSocket extends EventEmitter {
       return;
     }
     if (this._paused && (type === C.EV_MESSAGE || type === C.EV_PING ||
-        type === C.EV_PONG)) {
+        type === C.EV_PONG || type === C.EV_FRAGMENTS)) {
       // ws stops reading at pause(); events already on their way wait here.
       if (this._pending === null) this._pending = [];
       this._pending.push([type, payload, a, b, c]);
       return;
     }
     if (!this._allowSync && (type === C.EV_PING || type === C.EV_PONG ||
-        (type === C.EV_MESSAGE && !(a & C.MSG_MORE)))) {
+        type === C.EV_MESSAGE)) {
       // allowSynchronousEvents: false: as ws's Receiver, each 'message',
       // 'ping' and 'pong' is emitted in its own macrotask, and what came
       // after it waits until then.
@@ -515,27 +516,23 @@ class WebSocket extends EventEmitter {
       case C.EV_MESSAGE: {
         if (this._readyState !== WebSocket.OPEN &&
             this._readyState !== WebSocket.CLOSING) return;
-        // Each frame of a fragmented message arrives on its own, as ws
-        // keeps them ('fragments'); empty frames add nothing, as in ws.
-        if (a & C.MSG_MORE) {
-          if (this._fragments === null) this._fragments = [];
-          if (payload.length) this._fragments.push(payload);
+        // C joined the frames of the message (as ws's Receiver does); a
+        // binary one of several frames came with their lengths first.
+        const lengths = this._fragments;
+        this._fragments = null;
+        if (!(a & C.MSG_BINARY)) {
+          this.emit('message', payload, false);
           return;
         }
-        let fragments = this._fragments;
-        if (fragments !== null) {
-          this._fragments = null;
-          if (payload.length) fragments.push(payload);
-        } else {
-          fragments = payload.length ? [payload] : [];
-        }
-        if (a & C.MSG_BINARY) {
-          this.emit('message', convertBinary(fragments, this._binaryType), true);
-        } else {
-          this.emit('message', concat(fragments), false);
-        }
+        const fragments = lengths !== null && this._binaryType === 'fragments'
+          ? splitFragments(payload, lengths)
+          : payload.length ? [payload] : [];
+        this.emit('message', convertBinary(fragments, this._binaryType), true);
         return;
       }
+      case C.EV_FRAGMENTS:
+        this._fragments = payload;
+        return;
       case C.EV_PING:
         // C already answered when autoPong is on (before this event, as ws).
         this.emit('ping', payload);
@@ -728,6 +725,24 @@ function frameError(id, arg, payload) {
   err.code = e.code;
   err[kStatusCode] = e.closeCode;
   return err;
+}
+
+/**
+ * binaryType 'fragments': the message's frames again, as views of the one
+ * Buffer C joined them into. `lengths` holds the length of every non-empty
+ * frame but the last (uint32, host order); the last is what remains.
+ */
+function splitFragments(data, lengths) {
+  const view = new Uint32Array(lengths.buffer.slice(lengths.byteOffset,
+    lengths.byteOffset + lengths.length));
+  const fragments = [];
+  let off = 0;
+  for (const n of view) {
+    fragments.push(data.subarray(off, off + n));
+    off += n;
+  }
+  if (off < data.length) fragments.push(data.subarray(off));
+  return fragments;
 }
 
 function concat(fragments) {
@@ -959,7 +974,10 @@ function initAsClient(websocket, address, protocols, options) {
     autoPong: true,
     closeTimeout: CLOSE_TIMEOUT,
     protocolVersion: protocolVersions[1],
+    maxBufferedChunks: 256 * 1024,
+    maxFragments: 16 * 1024,
     maxPayload: 100 * 1024 * 1024,
+    maxPendingAutoPongs: 60,
     skipUTF8Validation: false,
     perMessageDeflate: true,
     followRedirects: false,
@@ -1301,7 +1319,7 @@ function requestWithC(websocket, opts, isSecure) {
     head, opts.maxPayload,
     clientFlags(opts, C.CONN_NO_AUTO_PONG, C.CONN_SKIP_UTF8),
     websocket._hop.pmdOffer || undefined,
-    isSecure ? tlsArgs(opts) : undefined);
+    isSecure ? tlsArgs(opts) : undefined, limitsOf(opts));
   websocket._id = id;
   register(id, websocket);
   retain();
@@ -1397,7 +1415,7 @@ function requestWithNode(websocket, opts, isSecure) {
       ensureStarted();
       id = adoptSocket(socket, head, '', opts.maxPayload, C.ADOPT_CLIENT |
         clientFlags(opts, C.SERVER_NO_AUTO_PONG, C.SERVER_SKIP_UTF8),
-        websocket._pmdSetup);
+        websocket._pmdSetup, limitsOf(opts));
     } catch (err) {
       socket.destroy();
       websocket._readyState = WebSocket.CLOSING;

@@ -370,11 +370,25 @@ static int usable(napi_env env, wsn_binding_t *b) {
 
 /* ---- servers ----------------------------------------------------------- */
 
-/* listen(host, port, backlog, maxPayload, path, flags, handshakeTimeout)
- * -> id */
+/* [maxPendingAutoPongs, maxFragments, maxBufferedChunks], each already
+ * `| 0`-ed by JS as ws does; <= 0 turns that limit off. */
+static void get_limits(napi_env env, napi_value arr, wsn_limits_t *l) {
+  memset(l, 0, sizeof(*l));
+  uint32_t *f[3] = {&l->max_pending_pongs, &l->max_fragments,
+                    &l->max_buffered_chunks};
+  napi_value v;
+  for (uint32_t i = 0; i < 3; i++) {
+    if (napi_get_element(env, arr, i, &v) != napi_ok) continue;
+    double d = get_double(env, v, 0);
+    *f[i] = d > 0 && d <= UINT32_MAX ? (uint32_t)d : 0;
+  }
+}
+
+/* listen(host, port, backlog, maxPayload, path, flags, handshakeTimeout,
+ * limits) -> id */
 static napi_value listen_fn(napi_env env, napi_callback_info info) {
-  napi_value argv[7];
-  CHECK(get_args(env, info, 7, argv) == 0 ? napi_ok : napi_generic_failure);
+  napi_value argv[8];
+  CHECK(get_args(env, info, 8, argv) == 0 ? napi_ok : napi_generic_failure);
   wsn_binding_t *b = get_binding(env);
   if (!usable(env, b)) return NULL;
   size_t host_len = 0, path_len = 0;
@@ -398,11 +412,12 @@ static napi_value listen_fn(napi_env env, napi_callback_info info) {
   memset(&a, 0, sizeof(a));
   a.port = (uint32_t)get_double(env, argv[1], 0);
   a.backlog = (int32_t)get_double(env, argv[2], 511);
-  a.max_payload = (uint64_t)get_double(env, argv[3], 0);
-  a.flags = (uint32_t)get_double(env, argv[5], 0);
+  a.settings.max_payload = (uint64_t)get_double(env, argv[3], 0);
+  a.settings.flags = (uint32_t)get_double(env, argv[5], 0);
+  a.settings.path_len = (uint32_t)path_len;
+  get_limits(env, argv[7], &a.settings.limits);
   a.handshake_timeout_ms = (uint32_t)get_double(env, argv[6], 0);
   a.host_len = (uint32_t)host_len;
-  a.path_len = (uint32_t)path_len;
   memcpy(cmd->data, &a, sizeof(a));
   memcpy(cmd->data + sizeof(a), host, host_len);
   memcpy(cmd->data + sizeof(a) + host_len, path, path_len);
@@ -431,8 +446,36 @@ static napi_value simple_cmd(napi_env env, napi_callback_info info,
 static napi_value server_close_fn(napi_env env, napi_callback_info info) {
   return simple_cmd(env, info, WSN_CMD_SERVER_CLOSE);
 }
-static napi_value server_flags_fn(napi_env env, napi_callback_info info) {
-  return simple_cmd(env, info, WSN_CMD_SERVER_FLAGS);
+/* serverSettings(id, maxPayload, path, flags, limits): what a `{ port }`
+ * server applies to its next handshakes (JS sends it again whenever an
+ * option ws reads at each handshake changes). */
+static napi_value server_settings_fn(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  CHECK(get_args(env, info, 5, argv) == 0 ? napi_ok : napi_generic_failure);
+  wsn_binding_t *b = get_binding(env);
+  if (!b->started || b->stopped) return undefined(env);
+  wsn_id_t id = get_id(env, argv[0]);
+  if (id == 0) return undefined(env);
+  size_t path_len = 0;
+  char *path = get_string(env, argv[2], &path_len);
+  wsn_server_settings_t st;
+  wsn_cmd_t *cmd = path ? wsn_cmd_new(WSN_CMD_SERVER_SETTINGS, id,
+                                      sizeof(st) + path_len)
+                        : NULL;
+  if (cmd == NULL) {
+    free(path);
+    return throw_error(env, "ws-native: out of memory");
+  }
+  memset(&st, 0, sizeof(st));
+  st.max_payload = (uint64_t)get_double(env, argv[1], 0);
+  st.flags = (uint32_t)get_double(env, argv[3], 0);
+  st.path_len = (uint32_t)path_len;
+  get_limits(env, argv[4], &st.limits);
+  memcpy(cmd->data, &st, sizeof(st));
+  memcpy(cmd->data + sizeof(st), path, path_len);
+  free(path);
+  wsn_loop_push(&b->loop, cmd);
+  return undefined(env);
 }
 static napi_value terminate_fn(napi_env env, napi_callback_info info) {
   return simple_cmd(env, info, WSN_CMD_TERMINATE);
@@ -596,7 +639,7 @@ static napi_value reject_fn(napi_env env, napi_callback_info info) {
   return response_cmd(env, info, WSN_CMD_REJECT);
 }
 
-/* adopt(fd, head, response, maxPayload, flags, setup) -> [id, jsFd]
+/* adopt(fd, head, response, maxPayload, flags, setup, limits) -> [id, jsFd]
  *
  * Takes over a socket a Node http server accepted, after JS did the
  * handshake. fd >= 0: a plain TCP (or pipe) socket; it is duplicated here
@@ -605,8 +648,8 @@ static napi_value reject_fn(napi_env env, napi_callback_info info) {
  * taken over (TLS, any Duplex): a socketpair links it to the loop, which
  * gets one end; JS pipes the stream to and from the other end, jsFd. */
 static napi_value adopt_fn(napi_env env, napi_callback_info info) {
-  napi_value argv[6];
-  CHECK(get_args(env, info, 6, argv) == 0 ? napi_ok : napi_generic_failure);
+  napi_value argv[7];
+  CHECK(get_args(env, info, 7, argv) == 0 ? napi_ok : napi_generic_failure);
   wsn_binding_t *b = get_binding(env);
   if (!usable(env, b)) return NULL;
   const uint8_t *head = NULL;
@@ -646,6 +689,7 @@ static napi_value adopt_fn(napi_env env, napi_callback_info info) {
   a.head_len = (uint32_t)hl;
   a.response_len = (uint32_t)rl;
   get_setup(env, argv[5], &a.pmd);
+  get_limits(env, argv[6], &a.limits);
   memcpy(cmd->data, &a, sizeof(a));
   if (hl) memcpy(cmd->data + sizeof(a), head, hl);
   memcpy(cmd->data + sizeof(a) + hl, resp, rl);
@@ -725,12 +769,13 @@ static napi_value tls_context_fn(napi_env env, napi_callback_info info) {
   return ext;
 }
 
-/* connect(host, port, key, request, maxPayload, flags, offer, tls) -> id;
+/* connect(host, port, key, request, maxPayload, flags, offer, tls, limits)
+ * -> id;
  * offer: the permessage-deflate options offered (lib/pmd.js's array), if
  * any; tls: [context, servername, verifyHost] for wss://. */
 static napi_value connect_fn(napi_env env, napi_callback_info info) {
-  napi_value argv[8];
-  CHECK(get_args(env, info, 8, argv) == 0 ? napi_ok : napi_generic_failure);
+  napi_value argv[9];
+  CHECK(get_args(env, info, 9, argv) == 0 ? napi_ok : napi_generic_failure);
   wsn_binding_t *b = get_binding(env);
   if (!usable(env, b)) return NULL;
   size_t hl = 0, kl = 0, rl = 0;
@@ -747,6 +792,7 @@ static napi_value connect_fn(napi_env env, napi_callback_info info) {
     a.port = (uint32_t)get_double(env, argv[1], 80);
     a.max_payload = (uint64_t)get_double(env, argv[4], 0);
     a.flags = (uint32_t)get_double(env, argv[5], 0);
+    get_limits(env, argv[8], &a.limits);
     bool offered = false;
     napi_is_array(env, argv[6], &offered);
     if (offered) {
@@ -964,7 +1010,7 @@ static napi_value make_constants(napi_env env) {
   EV(LISTENING); EV(LISTEN_ERROR); EV(SERVER_CLOSED); EV(CONNECTION);
   EV(HANDSHAKE); EV(OPEN); EV(MESSAGE); EV(PING); EV(PONG); EV(CLOSE_FRAME);
   EV(ERROR); EV(SOCKET_ERROR); EV(CLOSED); EV(WRITTEN); EV(DATA);
-  EV(TLS_ERROR);
+  EV(TLS_ERROR); EV(FRAGMENTS);
 #undef EV
   set_number(env, c, "EVENT_SIZE", sizeof(wsn_event_t));
   set_number(env, c, "OFF_TYPE", offsetof(wsn_event_t, type));
@@ -977,7 +1023,6 @@ static napi_value make_constants(napi_env env) {
   set_number(env, c, "SLOT_BITS", WSN_SLOT_BITS);
   set_number(env, c, "MSG_BINARY", WSN_MSG_BINARY);
   set_number(env, c, "MSG_EXTERNAL", WSN_MSG_EXTERNAL);
-  set_number(env, c, "MSG_MORE", WSN_MSG_MORE);
   set_number(env, c, "SEND_FIN", SEND_FIN);
   set_number(env, c, "SEND_MASK", SEND_MASK);
   set_number(env, c, "SEND_ACK", SEND_ACK);
@@ -1029,7 +1074,7 @@ static napi_value init(napi_env env, napi_value exports) {
       FN("start", start_fn),         FN("shutdown", shutdown_fn),
       FN("ref", ref_fn),             FN("unref", unref_fn),
       FN("listen", listen_fn),       FN("serverClose", server_close_fn),
-      FN("serverFlags", server_flags_fn), FN("accept", accept_fn),
+      FN("serverSettings", server_settings_fn), FN("accept", accept_fn),
       FN("reject", reject_fn),       FN("connect", connect_fn),
       FN("send", send_fn),           FN("close", close_fn),
       FN("terminate", terminate_fn), FN("pause", pause_fn),

@@ -41,6 +41,31 @@ static void update_reading(wsn_conn_t *c);
 
 /* ---- small helpers ---------------------------------------------------- */
 
+/* Counts bytes and records against the connection's undelivered bound
+ * (loop.c handle_ack gives them back once JS dispatched the batch). Past
+ * 4 MiB, or past maxBufferedChunks records, the connection stops reading
+ * until JS catches up: a peer can make us hold at most that much for a
+ * busy JS thread, whatever the size of its events. */
+static void charge(wsn_conn_t *c, size_t bytes, uint32_t events) {
+  c->undelivered += bytes;
+  c->undelivered_events += events;
+  if (!c->throttled &&
+      (c->undelivered > WSN_UNDELIVERED_MAX ||
+       (c->limits.max_buffered_chunks != 0 &&
+        c->undelivered_events >= c->limits.max_buffered_chunks))) {
+    c->throttled = 1;
+    update_reading(c);
+  }
+}
+
+/* Posts an event of this connection, charged at WSN_EVENT_COST. */
+static wsn_event_t *conn_post(wsn_conn_t *c, uint32_t type, const void *p,
+                              size_t n) {
+  wsn_event_t *ev = wsn_loop_post(c->loop, type, c->id, p, n);
+  if (ev) charge(c, WSN_EVENT_COST(ev), 1);
+  return ev;
+}
+
 static void conn_link(wsn_loop_t *l, wsn_conn_t *c) {
   c->next = l->conns;
   c->prev = NULL;
@@ -103,11 +128,13 @@ static void plain_free(wsn_conn_t *c) {
 /* Moves what the TLS session produced (handshake messages, alerts,
  * records) to the socket's queue. `accounted` plaintext bytes are written
  * off when these records leave; `ack` asks for a WRITTEN event then. */
-static int tls_drain(wsn_conn_t *c, uint64_t accounted, int ack) {
+static int tls_drain(wsn_conn_t *c, uint64_t accounted, int ack,
+                     uint32_t pongs) {
   wsn_buf_t *out = wsn_tls_session_output(c->tls);
   if (out->len == 0) {
     /* No record to carry them (cannot happen after a write; kept exact). */
     c->written += accounted;
+    c->pending_pongs -= pongs < c->pending_pongs ? pongs : c->pending_pongs;
     if (ack) c->want_ack = 1;
     return 0;
   }
@@ -117,6 +144,7 @@ static int tls_drain(wsn_conn_t *c, uint64_t accounted, int ack) {
   wsn_tls_session_output_consume(c->tls, out->len);
   cmd->flags = WSN_CMD_ACCOUNTED | (ack ? WSN_SEND_WANT_ACK : 0);
   cmd->arg = accounted;
+  cmd->pongs = (uint16_t)(pongs > UINT16_MAX ? UINT16_MAX : pongs);
   wire_push(c, cmd);
   return 0;
 }
@@ -126,12 +154,14 @@ static int tls_encrypt_pending(wsn_conn_t *c) {
   if (c->plain_head == NULL || !wsn_tls_session_handshake_done(c->tls))
     return 0;
   uint64_t accounted = 0;
+  uint32_t pongs = 0;
   int ack = 0, r = WSN_TLS_OK;
   wsn_buf_t joined = {0};
   int single = c->plain_head->next == NULL;
   for (wsn_cmd_t *cmd = c->plain_head; cmd; cmd = cmd->next) {
     if (cmd->flags & WSN_CMD_ACCOUNTED) accounted += cmd->arg;
-    else if (!(cmd->flags & WSN_CMD_HANDSHAKE_BYTES)) accounted += cmd->len;
+    else if (!(cmd->flags & WSN_CMD_UNCOUNTED)) accounted += cmd->len;
+    pongs += cmd->pongs;
     if (cmd->flags & WSN_SEND_WANT_ACK) ack = 1;
     if (!single && wsn_buf_append(&joined, cmd->data + cmd->off, cmd->len) != 0)
       r = WSN_TLS_ERROR;
@@ -143,7 +173,8 @@ static int tls_encrypt_pending(wsn_conn_t *c) {
   }
   wsn_buf_free(&joined);
   plain_free(c);
-  if (r == WSN_TLS_ERROR || tls_drain(c, accounted, ack) != 0) return -1;
+  if (r == WSN_TLS_ERROR || tls_drain(c, accounted, ack, pongs) != 0)
+    return -1;
   return 0;
 }
 
@@ -152,7 +183,7 @@ static void post_tls_error(wsn_conn_t *c) {
   char text[1024];
   size_t n = code_and_message(text, sizeof(text), e ? e->code : NULL,
                               e && e->message ? e->message : "TLS error");
-  wsn_loop_post(c->loop, WSN_EV_TLS_ERROR, c->id, text, n);
+  conn_post(c, WSN_EV_TLS_ERROR, text, n);
 }
 
 /* A fatal TLS error: report it, send the alert if the kernel takes it at
@@ -160,7 +191,7 @@ static void post_tls_error(wsn_conn_t *c) {
 static void tls_fail(wsn_conn_t *c) {
   post_tls_error(c);
   plain_free(c);
-  tls_drain(c, 0, 0);
+  tls_drain(c, 0, 0, 0);
   wsn_conn_flush(c);
   wsn_conn_destroy(c);
 }
@@ -180,7 +211,9 @@ static void outbox_free(wsn_conn_t *c) {
 }
 
 /* Queues a frame built here on the loop thread (control frames we answer
- * ourselves). Clients mask with a key from the loop's pool. */
+ * ourselves). Clients mask with a key from the loop's pool. JS never counted
+ * these bytes, so they are never reported as written; an auto-pong counts
+ * as pending until it has left whole (maxPendingAutoPongs). */
 static void queue_frame(wsn_conn_t *c, int opcode, const uint8_t *payload,
                         size_t len) {
   wsn_cmd_t *cmd = wsn_cmd_new(WSN_CMD_SEND, c->id, 14 + len);
@@ -200,6 +233,11 @@ static void queue_frame(wsn_conn_t *c, int opcode, const uint8_t *payload,
   else if (len) memcpy(cmd->data + h, payload, len);
   cmd->off = 0;
   cmd->len = h + len;
+  cmd->flags |= WSN_CMD_OWN_FRAME;
+  if (opcode == WSN_OP_PONG) {
+    cmd->pongs = 1;
+    c->pending_pongs++;
+  }
   outbox_push(c, cmd);
 }
 
@@ -234,6 +272,7 @@ static void send_close(wsn_conn_t *c, uint32_t code, const uint8_t *reason,
 
 static void free_message(wsn_conn_t *c) {
   wsn_buf_free(&c->msg);
+  wsn_buf_free(&c->frag_lens);
 }
 
 /* Reports ws's error for a bad frame, answers with its close code, and
@@ -241,7 +280,7 @@ static void free_message(wsn_conn_t *c) {
 static void error_with_payload(wsn_conn_t *c, int err, uint32_t arg,
                                const void *payload, size_t len) {
   if (c->errored) return;
-  wsn_event_t *ev = wsn_loop_post(c->loop, WSN_EV_ERROR, c->id, payload, len);
+  wsn_event_t *ev = conn_post(c, WSN_EV_ERROR, payload, len);
   if (ev) {
     ev->a = (uint32_t)err;
     ev->b = arg;
@@ -306,9 +345,8 @@ static int pmd_enable(wsn_conn_t *c, const wsn_pmd_setup_t *s) {
   return 0;
 }
 
-/* Posts one data frame's payload: a whole message, or (flag WSN_MSG_MORE)
- * a fragment that JS joins with the rest, as ws keeps each frame of a
- * fragmented message apart (binaryType 'fragments'). Large payloads leave as
+/* Posts a whole message (fragments were joined here, as ws's Receiver joins
+ * them: one event, one Buffer, however many frames). Large payloads leave as
  * a malloc'd block that JS wraps without copying; `steal` says p is c->msg's
  * own memory. */
 static void post_message(wsn_conn_t *c, const uint8_t *p, size_t n,
@@ -330,7 +368,7 @@ static void post_message(wsn_conn_t *c, const uint8_t *p, size_t n,
       }
       memcpy(block, p, n);
     }
-    ev = wsn_loop_post(c->loop, WSN_EV_MESSAGE, c->id, NULL, 0);
+    ev = conn_post(c, WSN_EV_MESSAGE, NULL, 0);
     if (ev == NULL) {
       free(block);
       wsn_conn_destroy(c);
@@ -339,20 +377,16 @@ static void post_message(wsn_conn_t *c, const uint8_t *p, size_t n,
     ev->len = (uint32_t)n;
     ev->a = flags | WSN_MSG_EXTERNAL;
     ev->c = (uint64_t)(uintptr_t)block;
+    charge(c, WSN_EVENT_ALIGN(n), 0); /* conn_post charged the record */
     /* Lengths above 4 GiB cannot be expressed in the record; maxPayload
      * must keep messages below that (checked when listening/connecting). */
   } else {
-    ev = wsn_loop_post(c->loop, WSN_EV_MESSAGE, c->id, p, n);
+    ev = conn_post(c, WSN_EV_MESSAGE, p, n);
     if (ev == NULL) {
       wsn_conn_destroy(c);
       return;
     }
     ev->a = flags;
-  }
-  c->undelivered += n;
-  if (c->undelivered > WSN_UNDELIVERED_MAX) {
-    c->throttled = 1;
-    update_reading(c);
   }
 }
 
@@ -414,7 +448,7 @@ static void tls_read(wsn_conn_t *c, const uint8_t *data, size_t n) {
     tls_fail(c);
     return;
   }
-  if (tls_drain(c, 0, 0) != 0) {
+  if (tls_drain(c, 0, 0, 0) != 0) {
     wsn_conn_destroy(c);
     return;
   }
@@ -452,7 +486,7 @@ static void on_plaintext(wsn_conn_t *c, uint8_t *p, size_t n) {
       if (!c->ignore_reads) process_frames(c, p, n);
       break;
     case WSN_CS_RAW:
-      wsn_loop_post(c->loop, WSN_EV_DATA, c->id, p, n);
+      conn_post(c, WSN_EV_DATA, p, n);
       break;
     default:
       break; /* rejecting, or waiting for JS: input is not used */
@@ -466,10 +500,22 @@ static void handle_control(wsn_conn_t *c, uint8_t opcode) {
   size_t n = c->ctrl_len;
   c->ctrl_len = 0;
   if (opcode == WSN_OP_PING) {
-    if (c->auto_pong) queue_frame(c, WSN_OP_PONG, p, n);
-    wsn_loop_post(c->loop, WSN_EV_PING, c->id, p, n);
+    /* ws answers only while OPEN: never after our close frame. Like ws's
+     * maxPendingAutoPongs, a ping that finds that many auto-pongs still
+     * unwritten (a peer that pings and never reads) terminates the
+     * connection; the 'ping' event is still emitted, before 'close'. */
+    int terminate = 0;
+    if (c->auto_pong && !c->close_sent) {
+      if (c->limits.max_pending_pongs != 0 &&
+          c->pending_pongs >= c->limits.max_pending_pongs)
+        terminate = 1;
+      else
+        queue_frame(c, WSN_OP_PONG, p, n);
+    }
+    conn_post(c, WSN_EV_PING, p, n);
+    if (terminate) wsn_conn_destroy(c);
   } else if (opcode == WSN_OP_PONG) {
-    wsn_loop_post(c->loop, WSN_EV_PONG, c->id, p, n);
+    conn_post(c, WSN_EV_PONG, p, n);
   } else {
     uint32_t code, arg;
     wsn_span_t reason;
@@ -482,7 +528,7 @@ static void handle_control(wsn_conn_t *c, uint8_t opcode) {
     c->ignore_reads = 1;
     free_message(c);
     wsn_event_t *ev =
-        wsn_loop_post(c->loop, WSN_EV_CLOSE_FRAME, c->id, reason.base, reason.len);
+        conn_post(c, WSN_EV_CLOSE_FRAME, reason.base, reason.len);
     if (ev) ev->a = code;
     /* ws answers with the same code and reason (receiverOnConclude). */
     send_close(c, code, reason.base, reason.len);
@@ -491,6 +537,29 @@ static void handle_control(wsn_conn_t *c, uint8_t opcode) {
   }
   free(c->ctrl);
   c->ctrl = NULL;
+}
+
+/* The end of a data frame: maxFragments, and for a binary message the
+ * frame's length (binaryType 'fragments' gets the frames back from them).
+ * Returns -1 after failing the connection. */
+static int end_data_frame(wsn_conn_t *c, int fin) {
+  /* ws counts every data frame, empty ones too, once its payload is in. */
+  if (c->limits.max_fragments != 0 &&
+      ++c->fragments > c->limits.max_fragments) {
+    protocol_error(c, WSN_E_FRAGMENTS, 0);
+    return -1;
+  }
+  if (fin || c->msg_opcode != WSN_OP_BINARY || c->msg_compressed) return 0;
+  size_t n = c->msg.len - c->frag_start;
+  if (n == 0 || c->frag_lens.len >= WSN_FRAG_LENS_MAX * sizeof(uint32_t))
+    return 0; /* an empty frame adds no fragment, as in ws */
+  uint32_t v = (uint32_t)n;
+  if (wsn_buf_append(&c->frag_lens, &v, sizeof(v)) != 0) {
+    wsn_conn_destroy(c);
+    return -1;
+  }
+  c->frag_start = c->msg.len;
+  return 0;
 }
 
 static void process_frames(wsn_conn_t *c, uint8_t *buf, size_t len) {
@@ -510,10 +579,13 @@ static void process_frames(wsn_conn_t *c, uint8_t *buf, size_t len) {
           c->msg_opcode = ev.opcode;
           c->utf8 = WSN_UTF8_ACCEPT;
           c->msg_compressed = ev.rsv1; /* the parser allows it if agreed */
+          c->fragments = 0;
+          c->frag_start = 0;
         }
-        /* A frame whose whole payload is already in this read is posted
-         * straight from the read buffer: one copy, into the batch. */
-        c->direct = !c->msg_compressed && c->msg.len == 0 &&
+        /* A message in one frame whose whole payload is already in this
+         * read is posted straight from the read buffer: one copy, into the
+         * batch. Other frames gather in c->msg until the last one. */
+        c->direct = ev.fin && !c->msg_compressed && c->msg.len == 0 &&
                     ev.length <= len - off;
         break;
       case WSN_FRAME_DATA: {
@@ -556,27 +628,35 @@ static void process_frames(wsn_conn_t *c, uint8_t *buf, size_t len) {
           handle_control(c, ev.opcode);
           break;
         }
+        if (end_data_frame(c, ev.fin) != 0) return;
+        if (!ev.fin) break;
         int text = c->msg_opcode == WSN_OP_TEXT;
-        if (c->msg_compressed && ev.fin &&
-            inflate_into_message(c, NULL, 0, 1) != 0)
+        if (c->msg_compressed && inflate_into_message(c, NULL, 0, 1) != 0)
           return;
-        if (ev.fin && text && !c->skip_utf8 && c->utf8 != WSN_UTF8_ACCEPT) {
+        if (text && !c->skip_utf8 && c->utf8 != WSN_UTF8_ACCEPT) {
           protocol_error(c, WSN_E_INVALID_UTF8, 0);
           return;
         }
-        uint32_t flags = (text ? 0 : WSN_MSG_BINARY) | (ev.fin ? 0 : WSN_MSG_MORE);
+        /* A binary message of several non-empty frames: their lengths go
+         * first (the last frame is what remains). */
+        if (c->frag_lens.len != 0) {
+          conn_post(c, WSN_EV_FRAGMENTS, c->frag_lens.base, c->frag_lens.len);
+          wsn_buf_free(&c->frag_lens);
+        }
+        uint32_t flags = text ? 0 : WSN_MSG_BINARY;
         if (c->direct == 2) {
           post_message(c, c->direct_base, c->direct_len, flags, 0);
         } else {
           post_message(c, c->msg.base, c->msg.len, flags, 1);
-          /* Keep a small buffer for the next frame; give back big ones. */
+          /* Keep a small buffer for the next message; give back big ones. */
           if (c->msg.cap > 16384) wsn_buf_free(&c->msg);
           else c->msg.len = 0;
         }
         c->direct = 0;
+        c->fragments = 0;
         /* Between messages a side without context takeover needs no zlib
          * state: give it back. */
-        if (ev.fin && c->pmd) wsn_pmd_codec_idle(c->pmd);
+        if (c->pmd) wsn_pmd_codec_idle(c->pmd);
         break;
       }
       case WSN_FRAME_ERROR:
@@ -646,7 +726,7 @@ static int post_request(wsn_conn_t *c, uint32_t type, const char *proto,
   uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len);
   rc |= append_addr(&b, &ss);
   rc |= wsn_buf_append(&b, c->hs.base, head_len);
-  wsn_event_t *ev = rc ? NULL : wsn_loop_post(c->loop, type, c->id, b.base, b.len);
+  wsn_event_t *ev = rc ? NULL : conn_post(c, type, b.base, b.len);
   wsn_buf_free(&b);
   if (ev == NULL) return -1;
   ev->c = c->server->id;
@@ -855,7 +935,7 @@ static void client_handshake(wsn_conn_t *c, const uint8_t *data, size_t n) {
   /* For an unexpected response, whatever body bytes came with the head are
    * passed on too. */
   size_t post_len = result == WSN_HS_NOT_101 ? c->hs.len : head_len;
-  wsn_event_t *ev = wsn_loop_post(c->loop, WSN_EV_OPEN, c->id, c->hs.base, post_len);
+  wsn_event_t *ev = conn_post(c, WSN_EV_OPEN, c->hs.base, post_len);
   if (ev) {
     ev->a = result;
     ev->b = (uint32_t)head_len;
@@ -914,6 +994,7 @@ void wsn_conn_accept(wsn_server_t *srv) {
   c->state = WSN_CS_SERVER_HS;
   c->auto_pong = !(srv->flags & WSN_SERVER_NO_AUTO_PONG);
   c->skip_utf8 = !!(srv->flags & WSN_SERVER_SKIP_UTF8);
+  c->limits = srv->limits;
   wsn_frame_parser_init(&c->parser, 1, srv->max_payload);
   if (srv->handshake_timeout_ms) {
     c->hs_deadline = uv_now(l->uv) + srv->handshake_timeout_ms;
@@ -948,6 +1029,7 @@ void wsn_conn_adopt(wsn_loop_t *l, wsn_cmd_t *cmd) {
   c->state = WSN_CS_OPEN;
   c->auto_pong = !(a->flags & WSN_SERVER_NO_AUTO_PONG);
   c->skip_utf8 = !!(a->flags & WSN_SERVER_SKIP_UTF8);
+  c->limits = a->limits;
   wsn_frame_parser_init(&c->parser, c->is_server, a->max_payload);
   if (pmd_enable(c, &a->pmd) != 0) {
     close(fd);
@@ -1000,7 +1082,7 @@ static void post_socket_error(wsn_conn_t *c, int err, const char *syscall) {
                    c->host ? c->host : "", 0, c->port);
   if (n < 0) return;
   if ((size_t)n >= sizeof(buf)) n = sizeof(buf) - 1;
-  wsn_event_t *ev = wsn_loop_post(c->loop, WSN_EV_SOCKET_ERROR, c->id, buf, (size_t)n);
+  wsn_event_t *ev = conn_post(c, WSN_EV_SOCKET_ERROR, buf, (size_t)n);
   if (ev) ev->a = (uint32_t)err;
 }
 
@@ -1034,7 +1116,7 @@ static void on_connect(uv_connect_t *req, int status) {
       tls_fail(c);
       return;
     }
-    if (tls_drain(c, 0, 0) != 0) {
+    if (tls_drain(c, 0, 0, 0) != 0) {
       wsn_conn_destroy(c);
       return;
     }
@@ -1127,6 +1209,7 @@ void wsn_conn_connect(wsn_loop_t *l, wsn_cmd_t *cmd) {
   c->port = a->port;
   c->auto_pong = !(a->flags & WSN_CONN_NO_AUTO_PONG);
   c->skip_utf8 = !!(a->flags & WSN_CONN_SKIP_UTF8);
+  c->limits = a->limits;
   c->announced = 1; /* JS created this id */
   wsn_frame_parser_init(&c->parser, 0, a->max_payload);
   c->host = malloc(a->host_len + 1);
@@ -1199,6 +1282,18 @@ void wsn_conn_connect(wsn_loop_t *l, wsn_cmd_t *cmd) {
 
 /* ---- writing ---------------------------------------------------------- */
 
+/* Publishes c->written to JS (bufferedAmount), and reports it when a send
+ * callback waits for it. */
+static void written_changed(wsn_conn_t *c) {
+  wsn_slot_t *sl = wsn_slots_get(&c->loop->slots, c->id);
+  if (sl) atomic_store(&sl->written, c->written);
+  if (c->want_ack) {
+    c->want_ack = 0;
+    wsn_event_t *ev = conn_post(c, WSN_EV_WRITTEN, NULL, 0);
+    if (ev) ev->c = c->written;
+  }
+}
+
 /* Drops `bytes` written bytes from the front of the outbox. Only frame
  * bytes count towards `written` (JS's bufferedAmount knows no handshake). */
 static void consume(wsn_conn_t *c, size_t bytes) {
@@ -1208,26 +1303,23 @@ static void consume(wsn_conn_t *c, size_t bytes) {
     size_t take = bytes < left ? bytes : left;
     /* A compressed frame counts as the size JS gave it, once it is out. */
     int accounted = (cmd->flags & WSN_CMD_ACCOUNTED) != 0;
-    if (!(cmd->flags & WSN_CMD_HANDSHAKE_BYTES) && !accounted) c->written += take;
+    if (!(cmd->flags & WSN_CMD_UNCOUNTED) && !accounted) c->written += take;
     bytes -= take;
     if (take < left) {
       c->out_off += take;
       break;
     }
     if (accounted) c->written += cmd->arg;
+    /* Its auto-pongs are written: ws's pong callback has run. */
+    c->pending_pongs -= cmd->pongs < c->pending_pongs ? cmd->pongs
+                                                       : c->pending_pongs;
     c->out_off = 0;
     if (cmd->flags & WSN_SEND_WANT_ACK) c->want_ack = 1;
     c->out_head = cmd->next;
     if (c->out_head == NULL) c->out_tail = NULL;
     free(cmd);
   }
-  wsn_slot_t *sl = wsn_slots_get(&c->loop->slots, c->id);
-  if (sl) atomic_store(&sl->written, c->written);
-  if (c->want_ack) {
-    c->want_ack = 0;
-    wsn_event_t *ev = wsn_loop_post(c->loop, WSN_EV_WRITTEN, c->id, NULL, 0);
-    if (ev) ev->c = c->written;
-  }
+  written_changed(c);
 }
 
 #define WSN_MAX_IOV 64
@@ -1267,7 +1359,7 @@ static void maybe_shutdown(wsn_conn_t *c) {
       c->tls_shut = 1;
       plain_free(c);
       wsn_tls_session_shutdown(c->tls);
-      if (tls_drain(c, 0, 0) != 0) {
+      if (tls_drain(c, 0, 0, 0) != 0) {
         wsn_conn_destroy(c);
         return;
       }
@@ -1388,6 +1480,16 @@ static wsn_cmd_t *compress_frame(wsn_conn_t *c, wsn_cmd_t *cmd) {
   return frame;
 }
 
+/* A frame JS counted (bufferedAmount) that will never be sent: our close
+ * frame went first. It is written off at once, so bufferedAmount does not
+ * stay above zero for bytes that can never leave. */
+static void drop_js_frame(wsn_conn_t *c, wsn_cmd_t *cmd) {
+  c->written += (cmd->flags & WSN_SEND_COMPRESS) ? cmd->arg : cmd->len;
+  if (cmd->flags & WSN_SEND_WANT_ACK) c->want_ack = 1;
+  free(cmd);
+  written_changed(c);
+}
+
 void wsn_conn_command(wsn_conn_t *c, wsn_cmd_t *cmd) {
   if (c->state == WSN_CS_CLOSING_HANDLE) {
     free(cmd);
@@ -1398,8 +1500,7 @@ void wsn_conn_command(wsn_conn_t *c, wsn_cmd_t *cmd) {
       /* Frames after our close frame are dropped (the peer would fail us);
        * JS raced with a close we answered here. */
       if (c->close_sent || c->state != WSN_CS_OPEN) {
-        if (cmd->flags & WSN_SEND_WANT_ACK) c->want_ack = 1;
-        free(cmd);
+        drop_js_frame(c, cmd);
         return;
       }
       if ((cmd->flags & WSN_SEND_COMPRESS) &&
@@ -1409,7 +1510,7 @@ void wsn_conn_command(wsn_conn_t *c, wsn_cmd_t *cmd) {
       return;
     case WSN_CMD_CLOSE:
       if (c->close_sent || c->state != WSN_CS_OPEN) {
-        free(cmd);
+        drop_js_frame(c, cmd);
       } else {
         outbox_push(c, cmd);
         c->close_sent = 1;
@@ -1459,9 +1560,13 @@ void wsn_conn_command(wsn_conn_t *c, wsn_cmd_t *cmd) {
   }
 }
 
-void wsn_conn_delivered(wsn_conn_t *c, size_t bytes) {
+void wsn_conn_delivered(wsn_conn_t *c, size_t bytes, uint32_t events) {
   c->undelivered = bytes > c->undelivered ? 0 : c->undelivered - bytes;
-  if (c->throttled && c->undelivered <= WSN_UNDELIVERED_MAX / 2) {
+  c->undelivered_events =
+      events > c->undelivered_events ? 0 : c->undelivered_events - events;
+  if (c->throttled && c->undelivered <= WSN_UNDELIVERED_MAX / 2 &&
+      (c->limits.max_buffered_chunks == 0 ||
+       c->undelivered_events <= c->limits.max_buffered_chunks / 2)) {
     c->throttled = 0;
     update_reading(c);
   }
@@ -1488,7 +1593,7 @@ static void on_close(uv_handle_t *h) {
   conn_unlink(l, c);
   l->live_handles--;
   outbox_free(c);
-  wsn_buf_free(&c->msg);
+  free_message(c);
   wsn_buf_free(&c->hs);
   free(c->ctrl);
   free(c->key);

@@ -32,6 +32,7 @@ struct wsn_server_s {
   wsn_id_t id;
   uint64_t max_payload;
   uint32_t flags;        /* WSN_SERVER_* */
+  wsn_limits_t limits;   /* for the connections it accepts from now on */
   char *path;            /* NULL: any path */
   size_t path_len;
   uint32_t conns;        /* connections accepted and not yet closed */
@@ -69,7 +70,14 @@ struct wsn_conn_s {
   wsn_buf_t hs;              /* handshake bytes (lazy, freed when open) */
   uint8_t *ctrl;             /* control frame payload, 125 bytes (lazy) */
   char *key;                 /* client: Sec-WebSocket-Key (until open) */
-  size_t undelivered;        /* message bytes posted and not yet acked */
+  size_t undelivered;        /* event bytes posted and not yet acked
+                              * (WSN_EVENT_COST each) */
+  uint32_t undelivered_events; /* event records posted and not yet acked */
+  uint32_t pending_pongs;    /* auto-pongs queued and not yet written */
+  uint32_t fragments;        /* frames of the message being received */
+  wsn_limits_t limits;
+  wsn_buf_t frag_lens;       /* binary message: its frames' lengths (lazy) */
+  size_t frag_start;         /* where the current frame starts in msg */
   wsn_cmd_t *out_head, *out_tail; /* outbox: frames in order */
   size_t out_off;            /* bytes of out_head already written */
   uv_write_t *wreq;          /* async write in flight (lazy) */
@@ -101,8 +109,12 @@ struct wsn_conn_s {
 /* Client handshake result besides handshake.h's: unparsable response. */
 #define WSN_HS_BAD_RESPONSE 4
 
-/* Bytes of undelivered messages above which a connection stops reading. */
+/* Bytes of undelivered events above which a connection stops reading. */
 #define WSN_UNDELIVERED_MAX (4u * 1024 * 1024)
+/* Frame lengths kept for binaryType 'fragments' (64 KiB): past this many
+ * frames (only with maxFragments above ws's default, or 0) the rest of the
+ * message is reported as one last fragment. */
+#define WSN_FRAG_LENS_MAX 16384u
 
 void wsn_conn_accept(wsn_server_t *srv);
 void wsn_conn_connect(wsn_loop_t *l, wsn_cmd_t *cmd);
@@ -114,8 +126,8 @@ void wsn_conn_command(wsn_conn_t *c, wsn_cmd_t *cmd);
 void wsn_conn_flush(wsn_conn_t *c);
 /* Closes the socket now (terminate, fatal error, loop stop). */
 void wsn_conn_destroy(wsn_conn_t *c);
-/* Delivery of `bytes` message bytes was acknowledged by JS. */
-void wsn_conn_delivered(wsn_conn_t *c, size_t bytes);
+/* JS dispatched `events` records of this connection costing `bytes`. */
+void wsn_conn_delivered(wsn_conn_t *c, size_t bytes, uint32_t events);
 void wsn_server_maybe_closed(wsn_server_t *s);
 /* Answers 408 to server handshakes past their deadline; returns how many
  * handshakes are still being read. */

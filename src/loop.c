@@ -21,7 +21,8 @@ wsn_cmd_t *wsn_cmd_new(uint32_t type, wsn_id_t id, size_t cap) {
   if (cmd == NULL) return NULL;
   cmd->next = NULL;
   cmd->id = id;
-  cmd->type = type;
+  cmd->type = (uint16_t)type;
+  cmd->pongs = 0;
   cmd->flags = 0;
   cmd->arg = 0;
   cmd->off = 0;
@@ -106,13 +107,16 @@ wsn_buf_t wsn_loop_take_events(wsn_loop_t *l) {
   return b;
 }
 
-/* JS has dispatched a batch: release the connections' undelivered counts
- * and keep the memory for reuse. */
+/* JS has dispatched a batch: give each connection back what conn.c charged
+ * for its events (WSN_EVENT_COST each) and keep the memory for reuse. The
+ * events of servers name a server's id, charged to nobody. */
 static void handle_ack(wsn_loop_t *l, wsn_buf_t *b) {
   FOR_EACH_EVENT(b, ev) {
-    if (ev->type != WSN_EV_MESSAGE) continue;
+    if (ev->type == WSN_EV_LISTENING || ev->type == WSN_EV_LISTEN_ERROR ||
+        ev->type == WSN_EV_SERVER_CLOSED || ev->type == WSN_EV_CLOSED)
+      continue;
     wsn_conn_t *c = wsn_slots_ptr(&l->slots, wsn_id_make(ev->slot, ev->gen));
-    if (c) wsn_conn_delivered(c, ev->len);
+    if (c) wsn_conn_delivered(c, WSN_EVENT_COST(ev), 1);
   }
   if (l->spare.base == NULL) {
     l->spare = *b;
@@ -232,6 +236,25 @@ static int bind_listen(wsn_server_t *s, const char *host, unsigned port,
   return r;
 }
 
+/* Takes the settings JS sent (at listen, and again whenever an option ws
+ * reads at each handshake changed): they apply to the next handshakes. */
+static int server_apply(wsn_server_t *s, const wsn_server_settings_t *st,
+                        const char *path) {
+  char *copy = NULL;
+  if (st->path_len) {
+    copy = malloc(st->path_len);
+    if (copy == NULL) return -1;
+    memcpy(copy, path, st->path_len);
+  }
+  free(s->path);
+  s->path = copy;
+  s->path_len = st->path_len;
+  s->max_payload = st->max_payload;
+  s->flags = st->flags;
+  s->limits = st->limits;
+  return 0;
+}
+
 static void listen_cmd(wsn_loop_t *l, wsn_cmd_t *cmd) {
   const wsn_listen_args_t *a = (const wsn_listen_args_t *)cmd->data;
   const char *strs = (const char *)cmd->data + sizeof(*a);
@@ -250,19 +273,13 @@ static void listen_cmd(wsn_loop_t *l, wsn_cmd_t *cmd) {
   s->tcp.data = s;
   s->loop = l;
   s->id = cmd->id;
-  s->max_payload = a->max_payload;
-  s->flags = a->flags;
   s->handshake_timeout_ms = a->handshake_timeout_ms;
-  if (a->path_len) {
-    s->path = malloc(a->path_len);
-    if (s->path) memcpy(s->path, strs + a->host_len, a->path_len);
-    s->path_len = a->path_len;
-  }
+  int applied = server_apply(s, &a->settings, strs + a->host_len);
   server_link(l, s);
   l->live_handles++;
   wsn_slot_t *sl = wsn_slots_get(&l->slots, s->id);
   if (sl) sl->ptr = s;
-  int r = bind_listen(s, host, a->port, a->backlog);
+  int r = applied == 0 ? bind_listen(s, host, a->port, a->backlog) : UV_ENOMEM;
   if (r != 0) {
     post_listen_error(l, s->id, r, host, a->port);
     server_close(s);
@@ -337,11 +354,16 @@ static void run_command(wsn_loop_t *l, wsn_cmd_t *cmd) {
       stop_all(l);
       return;
     case WSN_CMD_SERVER_CLOSE:
-    case WSN_CMD_SERVER_FLAGS: {
+    case WSN_CMD_SERVER_SETTINGS: {
       wsn_server_t *s = wsn_slots_ptr(&l->slots, cmd->id);
       if (s) {
-        if (cmd->type == WSN_CMD_SERVER_CLOSE) server_close(s);
-        else s->flags = (uint32_t)cmd->arg;
+        if (cmd->type == WSN_CMD_SERVER_CLOSE) {
+          server_close(s);
+        } else {
+          const wsn_server_settings_t *st = (const void *)cmd->data;
+          /* Out of memory: the previous settings stay. */
+          server_apply(s, st, (const char *)cmd->data + sizeof(*st));
+        }
       }
       free(cmd);
       return;

@@ -25,7 +25,7 @@ typedef enum {
   WSN_CMD_RESUME,
   WSN_CMD_LISTEN,       /* data: wsn_listen_args_t */
   WSN_CMD_SERVER_CLOSE,
-  WSN_CMD_SERVER_FLAGS, /* arg: WSN_SERVER_* flags */
+  WSN_CMD_SERVER_SETTINGS, /* data: wsn_server_settings_t + path */
   WSN_CMD_CONNECT,      /* data: wsn_connect_args_t + host + request */
   WSN_CMD_ACCEPT,       /* data: wsn_pmd_setup_t, then the 101 JS built */
   WSN_CMD_REJECT,       /* data: the error response; then close */
@@ -37,6 +37,11 @@ typedef enum {
 /* Flags of SEND/CLOSE commands. */
 #define WSN_SEND_WANT_ACK 1u /* report WRITTEN once these bytes are out */
 #define WSN_CMD_HANDSHAKE_BYTES 2u /* HTTP bytes: not counted as written */
+/* A frame C made itself (an auto-pong, the echo of a close frame): JS never
+ * counted it, so it is never reported as written (bufferedAmount and send
+ * callbacks stay exact). */
+#define WSN_CMD_OWN_FRAME 64u
+#define WSN_CMD_UNCOUNTED (WSN_CMD_HANDSHAKE_BYTES | WSN_CMD_OWN_FRAME)
 /* SEND: data[off..off+len) is a bare payload to compress on the loop
  * thread; the frame's opcode and FIN are in the flags below. `arg` is the
  * size JS counted for it (bufferedAmount), written off when the compressed
@@ -60,7 +65,8 @@ typedef struct {
 typedef struct wsn_cmd_s {
   struct wsn_cmd_s *next;
   wsn_id_t id;       /* connection or server */
-  uint32_t type;
+  uint16_t type;
+  uint16_t pongs;    /* auto-pongs this record carries (maxPendingAutoPongs) */
   uint32_t flags;
   uint64_t arg;
   size_t off;        /* frame start within data */
@@ -71,13 +77,30 @@ typedef struct wsn_cmd_s {
 /* Allocates a command with `cap` bytes of data (off = 0, len = cap). */
 wsn_cmd_t *wsn_cmd_new(uint32_t type, wsn_id_t id, size_t cap);
 
+/* ws 8.23.1's per-connection limits on what a peer can make us hold; 0
+ * turns one off (ws reads them with `| 0` and tests `> 0`). */
+typedef struct {
+  uint32_t max_pending_pongs;   /* maxPendingAutoPongs: auto-pongs not yet
+                                 * written; one more ping terminates */
+  uint32_t max_fragments;       /* maxFragments: frames of one message */
+  uint32_t max_buffered_chunks; /* maxBufferedChunks: event records waiting
+                                 * for JS (see conn.c throttle) */
+} wsn_limits_t;
+
+/* What a `{ port }` server applies to its next handshakes: JS sends it
+ * again whenever an option ws reads lazily changes. The path follows. */
 typedef struct {
   uint64_t max_payload;
+  uint32_t flags;        /* WSN_SERVER_* */
+  uint32_t path_len;     /* 0: any path */
+  wsn_limits_t limits;
+} wsn_server_settings_t;
+
+typedef struct {
+  wsn_server_settings_t settings;
   uint32_t port;
   int32_t backlog;
-  uint32_t flags;        /* WSN_SERVER_* */
-  uint32_t host_len;     /* host follows, then path */
-  uint32_t path_len;
+  uint32_t host_len;     /* host follows, then path (settings.path_len) */
   uint32_t handshake_timeout_ms; /* 0: none */
 } wsn_listen_args_t;
 
@@ -94,6 +117,7 @@ typedef struct {
   uint32_t key_len;
   uint32_t request_len;
   wsn_pmd_setup_t pmd;   /* offered: the 101 may agree to compression */
+  wsn_limits_t limits;
   void *tls;             /* wss://: a wsn_tls_session_t (the conn owns it) */
 } wsn_connect_args_t;
 
@@ -108,6 +132,7 @@ typedef struct {
   uint32_t head_len;     /* head follows, then response */
   uint32_t response_len;
   wsn_pmd_setup_t pmd;
+  wsn_limits_t limits;
 } wsn_adopt_args_t;
 
 #define WSN_CONN_NO_AUTO_PONG 1u
@@ -131,12 +156,13 @@ typedef enum {
   WSN_EV_CLOSED,        /* the socket is gone and the id is dead */
   WSN_EV_WRITTEN,       /* c=cumulative bytes written */
   WSN_EV_DATA,          /* raw bytes (the body of a non-101 response) */
-  WSN_EV_TLS_ERROR      /* payload: "code\0message" as Node words them */
+  WSN_EV_TLS_ERROR,     /* payload: "code\0message" as Node words them */
+  WSN_EV_FRAGMENTS      /* before a fragmented binary MESSAGE: the frames'
+                         * lengths (uint32 each), for binaryType 'fragments' */
 } wsn_event_type_t;
 
 #define WSN_MSG_BINARY 1u
 #define WSN_MSG_EXTERNAL 2u /* payload is a malloc'd block: c=pointer */
-#define WSN_MSG_MORE 4u     /* a fragment: more frames of this message follow */
 
 /* One event record; payload bytes follow, padded to 8. 32 bytes. */
 typedef struct {
@@ -150,6 +176,11 @@ typedef struct {
 } wsn_event_t;
 
 #define WSN_EVENT_ALIGN(n) (((n) + 7u) & ~(size_t)7u)
+/* What an event record costs in a connection's undelivered bound: the
+ * record itself plus its payload (inline or external), so that zero-length
+ * events (empty pings, say) cannot pile up for free. */
+#define WSN_EVENT_COST(ev)                                                   \
+  (sizeof(wsn_event_t) + WSN_EVENT_ALIGN((size_t)(ev)->len))
 /* Payloads at least this large are handed over without a copy. */
 #define WSN_EXTERNAL_MIN (64 * 1024)
 

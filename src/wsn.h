@@ -53,6 +53,9 @@ typedef struct {
     1007)                                                                      \
   X(CLOSE_CODE, "WS_ERR_INVALID_CLOSE_CODE", "RangeError", 1,                  \
     "invalid status code %u", 1002)                                            \
+  /* maxFragments (ws 8.21.1+): one message in too many frames. */           \
+  X(FRAGMENTS, "WS_ERR_TOO_MANY_BUFFERED_PARTS", "RangeError", 0,              \
+    "Too many message fragments", 1008)                                        \
   /* Corrupt compressed data: ws passes zlib's own error on (its message  \
    * and code come in the event's payload as "code\0message"). */         \
   X(INFLATE, "", "Error", 0, "%s", 1007)
