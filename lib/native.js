@@ -52,17 +52,16 @@ function unregister(id) {
 
 /**
  * The one function C calls, with all events since the previous call: `buf`
- * holds the records (payloads inline), `externals` the large messages in
- * record order. Each listener's exception is caught so that no other
+ * (a Buffer C reuses for every batch) holds `end` bytes of records, payloads
+ * inline, and `externals` the large messages in record order. Each listener's exception is caught so that no other
  * connection loses its events; the first one is rethrown afterwards, which
  * keeps ws's uncaught-exception behaviour.
  *
  * @param {Buffer} buf
  * @param {Buffer[]} externals
  */
-function dispatch(buf, externals) {
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.length);
-  const end = buf.length;
+function dispatch(buf, externals, end) {
+  const view = new DataView(buf.buffer, buf.byteOffset, end);
   let off = 0;
   let ext = 0;
   let firstError;
@@ -81,15 +80,17 @@ function dispatch(buf, externals) {
     if (type === C.EV_MESSAGE && (a & C.MSG_EXTERNAL)) {
       payload = externals[ext++];
       off = start;
+    } else if (len === 0) {
+      // One shared empty Buffer, as ws's EMPTY_BUFFER: a flood of empty
+      // pings makes no garbage.
+      payload = EMPTY;
+      off = start;
     } else {
-      payload = buf.subarray(start, start + len);
+      // Copied out: the next batch reuses `buf`, and a view would also
+      // keep the whole batch alive for as long as a listener keeps this one
+      // payload. Small copies come from Node's 8 KiB pool.
+      payload = copyOf(buf, start, len);
       off = start + ((len + 7) & ~7);
-      // A view would keep the whole batch (up to megabytes) alive for as
-      // long as a listener keeps this one payload: copy it out unless the
-      // batch is hardly bigger than the payload (one message per batch, as
-      // under request/response traffic). Small copies come from Node's
-      // 8 KiB pool.
-      if (end - len > PIN_SLACK && len !== 0) payload = copyOf(payload);
     }
     const id = gen * SLOT_SCALE + slot;
     // A new connection's events go to its server.
@@ -109,12 +110,11 @@ function dispatch(buf, externals) {
   if (failed) process.nextTick(rethrow, firstError);
 }
 
-// Bytes of a batch that one payload may keep alive beside its own.
-const PIN_SLACK = 1024;
+const EMPTY = Buffer.alloc(0);
 
-function copyOf(view) {
-  const copy = Buffer.allocUnsafe(view.length);
-  view.copy(copy, 0);
+function copyOf(buf, start, len) {
+  const copy = Buffer.allocUnsafe(len);
+  buf.copy(copy, 0, start, start + len);
   return copy;
 }
 

@@ -40,6 +40,8 @@ typedef struct {
   int live;           /* servers and sockets JS counts as open */
   napi_threadsafe_function tsfn;
   napi_ref dispatcher;
+  napi_ref slab;      /* the Buffer batches are copied into for JS */
+  int delivering;     /* the dispatcher is running */
   napi_async_context async_ctx;
   napi_async_cleanup_hook_handle cleanup;
   wsn_rand_pool_t rand; /* JS thread: client masks */
@@ -153,16 +155,49 @@ static void free_external(napi_env env, void *data, void *hint) {
   free(data);
 }
 
+/* The batch goes to JS in one Buffer that is reused from batch to batch
+ * (the slab of STYLE.md's udx-native): a new multi-megabyte Buffer per
+ * batch would wait for V8's GC, which does not hurry for external memory,
+ * and a flood of tiny events would then grow the process by tens of MB.
+ * JS copies every payload out before the next batch can overwrite it. A
+ * slab grown by one big batch is given back when batches are small again.
+ * `delivering` guards against a nested delivery (which would overwrite the
+ * slab under the running dispatcher): that one gets a Buffer of its own. */
+#define WSN_SLAB_MIN (64 * 1024)
+static int slab_fill(wsn_binding_t *b, napi_env env, const wsn_buf_t *batch,
+                     napi_value *out) {
+  void *data = NULL;
+  if (b->delivering) {
+    return napi_create_buffer_copy(env, batch->len, batch->base, &data, out) ==
+                   napi_ok ? 0 : -1;
+  }
+  napi_value slab = NULL;
+  if (b->slab) napi_get_reference_value(env, b->slab, &slab);
+  size_t cap = 0;
+  if (slab && napi_get_buffer_info(env, slab, &data, &cap) != napi_ok)
+    slab = NULL;
+  if (slab == NULL || cap < batch->len ||
+      (cap > 16 * WSN_SLAB_MIN && batch->len < WSN_SLAB_MIN)) {
+    size_t want = batch->len > WSN_SLAB_MIN ? batch->len : WSN_SLAB_MIN;
+    if (napi_create_buffer(env, want, &data, &slab) != napi_ok) return -1;
+    if (b->slab) napi_delete_reference(env, b->slab);
+    b->slab = NULL;
+    if (napi_create_reference(env, slab, 1, &b->slab) != napi_ok) return -1;
+  }
+  memcpy(data, batch->base, batch->len);
+  *out = slab;
+  return 0;
+}
+
 static void deliver(wsn_binding_t *b, napi_env env) {
   wsn_buf_t batch = wsn_loop_take_events(&b->loop);
   if (batch.len == 0) {
     wsn_buf_free(&batch);
     return;
   }
-  napi_value argv[2], fn, recv, result;
-  void *copy;
-  if (napi_create_buffer_copy(env, batch.len, batch.base, &copy, &argv[0]) != napi_ok)
-    goto ack;
+  napi_value argv[3], fn, recv, result;
+  if (slab_fill(b, env, &batch, &argv[0]) != 0) goto ack;
+  argv[2] = make_number(env, (double)batch.len);
   napi_create_array(env, &argv[1]);
   {
     /* Large messages leave as external Buffers, in record order. */
@@ -189,10 +224,11 @@ static void deliver(wsn_binding_t *b, napi_env env) {
     }
   }
   if (napi_get_reference_value(env, b->dispatcher, &fn) == napi_ok && fn) {
+    b->delivering++;
     if (b->main_mode) {
       /* napi_make_callback needs an object receiver. */
       napi_get_global(env, &recv);
-      napi_status st = napi_make_callback(env, b->async_ctx, recv, fn, 2, argv, &result);
+      napi_status st = napi_make_callback(env, b->async_ctx, recv, fn, 3, argv, &result);
       if (st == napi_pending_exception) {
         napi_value err;
         napi_get_and_clear_last_exception(env, &err);
@@ -200,8 +236,9 @@ static void deliver(wsn_binding_t *b, napi_env env) {
       }
     } else {
       napi_get_undefined(env, &recv);
-      napi_call_function(env, recv, fn, 2, argv, &result);
+      napi_call_function(env, recv, fn, 3, argv, &result);
     }
+    b->delivering--;
   }
 ack:;
   /* Hand the records back so the loop can count them delivered and reuse
@@ -294,6 +331,7 @@ static void finalize_binding(napi_env env, void *data, void *hint) {
   (void)hint;
   wsn_binding_t *b = data;
   if (b->dispatcher) napi_delete_reference(env, b->dispatcher);
+  if (b->slab) napi_delete_reference(env, b->slab);
   if (b->main_mode && b->async_ctx) napi_async_destroy(env, b->async_ctx);
   free(b);
 }
