@@ -14,6 +14,7 @@
         "src/http.c",
         "src/loop.c",
         "src/rand.c",
+        "src/resolve.c",
         "src/slots.c",
         "src/tls.c",
         "src/utf8.c"

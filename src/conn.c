@@ -18,6 +18,7 @@
 
 #include "handshake.h"
 #include "http.h"
+#include "resolve.h"
 #include "tls.h"
 
 /* Close codes for the error ids, from the table in wsn.h. */
@@ -1167,15 +1168,11 @@ static void try_connect(wsn_conn_t *c) {
   connect_addr(c, ai->ai_addr);
 }
 
-static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
-  wsn_conn_t *c = req->data;
-  free(req);
+/* Never called for a destroyed connection: wsn_conn_destroy abandons the
+ * lookup. */
+static void on_resolved(void *data, int status, struct addrinfo *res) {
+  wsn_conn_t *c = data;
   c->gai = NULL;
-  if (c->state == WSN_CS_CLOSING_HANDLE) {
-    if (res) uv_freeaddrinfo(res);
-    if (c->handle_closed) free(c);
-    return;
-  }
   if (status != 0 || res == NULL) {
     if (res) uv_freeaddrinfo(res);
     /* Node reports a failed lookup as getaddrinfo ENOTFOUND. */
@@ -1242,8 +1239,8 @@ void wsn_conn_connect(wsn_loop_t *l, wsn_cmd_t *cmd) {
   if (c->tls) c->plain_head = c->plain_tail = cmd;
   else c->out_head = c->out_tail = cmd;
 
-  /* IP literals connect at once; names go through uv_getaddrinfo on this
-   * thread's loop (never on the JS thread). */
+  /* IP literals connect at once; names are looked up on a thread of the
+   * loop's resolver (never on the JS thread), which a stop never waits for. */
   struct sockaddr_storage ss;
   char hostbuf[256];
   const char *h = c->host;
@@ -1258,26 +1255,13 @@ void wsn_conn_connect(wsn_loop_t *l, wsn_cmd_t *cmd) {
     connect_addr(c, (struct sockaddr *)&ss);
     return;
   }
-  uv_getaddrinfo_t *req = malloc(sizeof(*req));
-  if (req == NULL) {
-    wsn_conn_destroy(c);
-    return;
-  }
-  req->data = c;
-  char port[8];
-  snprintf(port, sizeof(port), "%u", c->port);
-  struct addrinfo hints;
-  memset(&hints, 0, sizeof(hints));
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  int r = uv_getaddrinfo(l->uv, req, on_resolved, h, port, &hints);
+  wsn_resolver_t *rs = wsn_loop_resolver(l);
+  int r = rs ? wsn_lookup_start(rs, h, c->port, on_resolved, c, &c->gai)
+             : UV_ENOMEM;
   if (r != 0) {
-    free(req);
     post_socket_error(c, r, "getaddrinfo");
     wsn_conn_destroy(c);
-    return;
   }
-  c->gai = req;
 }
 
 /* ---- writing ---------------------------------------------------------- */
@@ -1610,16 +1594,18 @@ static void on_close(uv_handle_t *h) {
     srv->conns--;
     wsn_server_maybe_closed(srv);
   }
-  c->handle_closed = 1;
-  /* A cancelled lookup still calls back; it frees the conn then. */
-  if (c->gai == NULL) free(c);
+  free(c);
   wsn_loop_closed_one(l);
 }
 
 void wsn_conn_destroy(wsn_conn_t *c) {
   if (c->state == WSN_CS_CLOSING_HANDLE) return;
   c->state = WSN_CS_CLOSING_HANDLE;
-  if (c->gai) uv_cancel((uv_req_t *)c->gai);
+  if (c->gai) {
+    /* Never waits: the lookup's thread frees what it finds. */
+    wsn_lookup_abandon(c->loop->resolver, c->gai);
+    c->gai = NULL;
+  }
   /* While reconnecting the handle is already closing; on_retry_close sees
    * the state and finishes the close. */
   if (!c->reconnecting) uv_close((uv_handle_t *)&c->tcp, on_close);

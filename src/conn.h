@@ -38,6 +38,7 @@ struct wsn_server_s {
   uint32_t conns;        /* connections accepted and not yet closed */
   int closing;           /* listener closed (or closing) */
   int listener_closed;   /* its close callback ran */
+  struct wsn_listen_lookup_s *resolving; /* listen host being looked up */
 };
 
 struct wsn_conn_s {
@@ -83,7 +84,7 @@ struct wsn_conn_s {
   uv_write_t *wreq;          /* async write in flight (lazy) */
   size_t wreq_bytes;         /* bytes that write covers */
   uv_shutdown_t *sreq;       /* lazy */
-  uv_getaddrinfo_t *gai;     /* client: pending lookup (lazy) */
+  struct wsn_lookup_s *gai;  /* client: pending lookup (resolve.h) */
   struct addrinfo *addrs, *next_addr;
   uv_connect_t *creq;        /* client: pending connect (lazy) */
   uint32_t port;             /* client: remote port */
@@ -93,7 +94,6 @@ struct wsn_conn_s {
   wsn_conn_t *prev, *next;   /* the loop's list of connections */
   uint32_t hs_head_len;      /* length of the handshake head in hs */
   uint8_t announced;         /* JS knows this id (post CLOSED for it) */
-  uint8_t handle_closed;     /* on_close ran; a pending lookup frees c */
   uint8_t reconnecting;      /* closing the handle to try the next address */
   struct wsn_tls_session_s *tls; /* wss://: everything goes through it */
   wsn_cmd_t *plain_head, *plain_tail; /* TLS: frames not yet encrypted */

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "conn.h"
+#include "resolve.h"
 #include "tls.h"
 
 wsn_cmd_t *wsn_cmd_new(uint32_t type, wsn_id_t id, size_t cap) {
@@ -187,9 +188,26 @@ static void on_server_close(uv_handle_t *h) {
   wsn_loop_closed_one(l);
 }
 
+/* A listen whose host name is being looked up (see bind_listen). */
+typedef struct wsn_listen_lookup_s {
+  wsn_server_t *s;
+  wsn_lookup_t *lk;
+  unsigned port;
+  int backlog;
+  char host[];
+} listen_lookup_t;
+
 static void server_close(wsn_server_t *s) {
   if (s->closing) return;
   s->closing = 1;
+  if (s->resolving) {
+    /* Closed before its name resolved: it never listens. The loop's
+     * resolver exists: it made this lookup, and stop_all shuts it down only
+     * after closing every server. */
+    wsn_lookup_abandon(s->loop->resolver, s->resolving->lk);
+    free(s->resolving);
+    s->resolving = NULL;
+  }
   uv_close((uv_handle_t *)&s->tcp, on_server_close);
 }
 
@@ -203,8 +221,14 @@ static void post_listen_error(wsn_loop_t *l, wsn_id_t id, int err,
   if (ev) ev->a = (uint32_t)err;
 }
 
+static void on_listen_resolved(void *data, int status, struct addrinfo *res);
+static void listen_done(wsn_server_t *s, int r, const char *host,
+                        unsigned want_port);
+
 /* Binds and listens. An empty host means every address: "::" (dual stack)
- * and, where IPv6 is missing, "0.0.0.0", as Node's server.listen does. */
+ * and, where IPv6 is missing, "0.0.0.0", as Node's server.listen does.
+ * Returns 1 when a host name is being looked up: on_listen_resolved
+ * finishes the listen. */
 static int bind_listen(wsn_server_t *s, const char *host, unsigned port,
                        int backlog) {
   struct sockaddr_storage ss;
@@ -217,19 +241,24 @@ static int bind_listen(wsn_server_t *s, const char *host, unsigned port,
     uv_ip4_addr("0.0.0.0", (int)port, (struct sockaddr_in *)&ss);
   } else if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)&ss) != 0 &&
              uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)&ss) != 0) {
-    /* A name: resolve it synchronously (listening is rare). */
-    uv_getaddrinfo_t req;
-    struct addrinfo hints;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    int r = uv_getaddrinfo(s->loop->uv, &req, NULL, host, NULL, &hints);
-    if (r != 0) return r;
-    if (req.addrinfo == NULL) return UV_EAI_NONAME;
-    memcpy(&ss, req.addrinfo->ai_addr, req.addrinfo->ai_addrlen);
-    uv_freeaddrinfo(req.addrinfo);
-    if (ss.ss_family == AF_INET) ((struct sockaddr_in *)&ss)->sin_port = htons(port);
-    else ((struct sockaddr_in6 *)&ss)->sin6_port = htons(port);
+    /* A name: looked up off this thread, so a slow resolver stalls no
+     * connection meanwhile (and a stop never waits for it). */
+    size_t hl = strlen(host);
+    listen_lookup_t *p = malloc(sizeof(*p) + hl + 1);
+    if (p == NULL) return UV_ENOMEM;
+    p->s = s;
+    p->port = port;
+    p->backlog = backlog;
+    memcpy(p->host, host, hl + 1);
+    wsn_resolver_t *rs = wsn_loop_resolver(s->loop);
+    int r = rs ? wsn_lookup_start(rs, host, port, on_listen_resolved, p, &p->lk)
+               : UV_ENOMEM;
+    if (r != 0) {
+      free(p);
+      return r;
+    }
+    s->resolving = p;
+    return 1;
   }
   int r = uv_tcp_bind(&s->tcp, (struct sockaddr *)&ss, 0);
   if (r == 0) r = uv_listen((uv_stream_t *)&s->tcp, backlog, on_connection);
@@ -280,8 +309,16 @@ static void listen_cmd(wsn_loop_t *l, wsn_cmd_t *cmd) {
   wsn_slot_t *sl = wsn_slots_get(&l->slots, s->id);
   if (sl) sl->ptr = s;
   int r = applied == 0 ? bind_listen(s, host, a->port, a->backlog) : UV_ENOMEM;
+  if (r != 1) listen_done(s, r, host, a->port);
+}
+
+/* Reports the listen's outcome: LISTENING with the bound address, or
+ * LISTEN_ERROR and the server closes. */
+static void listen_done(wsn_server_t *s, int r, const char *host,
+                        unsigned want_port) {
+  wsn_loop_t *l = s->loop;
   if (r != 0) {
-    post_listen_error(l, s->id, r, host, a->port);
+    post_listen_error(l, s->id, r, host, want_port);
     server_close(s);
     return;
   }
@@ -304,6 +341,29 @@ static void listen_cmd(wsn_loop_t *l, wsn_cmd_t *cmd) {
     ev->a = port;
     ev->b = family;
   }
+}
+
+/* The listen host's lookup finished (never called once the server closed:
+ * server_close abandons the lookup). Binds the first address, as the
+ * synchronous lookup did. */
+static void on_listen_resolved(void *data, int status, struct addrinfo *res) {
+  listen_lookup_t *p = data;
+  wsn_server_t *s = p->s;
+  s->resolving = NULL;
+  int r = status;
+  if (r == 0 && res == NULL) r = UV_EAI_NONAME;
+  if (r == 0) {
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    memcpy(&ss, res->ai_addr, res->ai_addrlen);
+    if (ss.ss_family == AF_INET) ((struct sockaddr_in *)&ss)->sin_port = htons(p->port);
+    else ((struct sockaddr_in6 *)&ss)->sin6_port = htons(p->port);
+    r = uv_tcp_bind(&s->tcp, (struct sockaddr *)&ss, 0);
+    if (r == 0) r = uv_listen((uv_stream_t *)&s->tcp, p->backlog, on_connection);
+  }
+  if (res) freeaddrinfo(res);
+  listen_done(s, r, p->host, p->port);
+  free(p);
 }
 
 /* ---- commands ---------------------------------------------------------- */
@@ -409,7 +469,24 @@ static void drain_commands(wsn_loop_t *l) {
 }
 
 static void on_wake(uv_async_t *h) {
-  drain_commands(h->data);
+  wsn_loop_t *l = h->data;
+  drain_commands(l);
+  /* Finished name lookups ring the same bell. */
+  if (l->resolver) wsn_resolver_drain(l->resolver);
+}
+
+/* A lookup thread, under the resolver's lock: the resolver is shut down
+ * (under that lock) before stop_all closes `wake`, so this never touches a
+ * closed handle or a freed loop. */
+static void resolver_wake(void *arg) {
+  wsn_loop_t *l = arg;
+  uv_async_send(&l->wake);
+}
+
+wsn_resolver_t *wsn_loop_resolver(wsn_loop_t *l) {
+  if (l->resolver == NULL && !l->stopping && l->handles_open)
+    l->resolver = wsn_resolver_new(resolver_wake, l, NULL);
+  return l->resolver;
 }
 
 /* Close callbacks run after the check phase; whatever they posted (CLOSED,
@@ -548,6 +625,12 @@ static void stop_all(wsn_loop_t *l) {
   for (wsn_server_t *s = l->servers; s; s = s->next) {
     l->pending_closes++;
     if (!s->closing) server_close(s);
+  }
+  /* Every connection and server above abandoned its lookup; the threads
+   * still in getaddrinfo are not waited for and will not wake us. */
+  if (l->resolver) {
+    wsn_resolver_shutdown(l->resolver);
+    l->resolver = NULL;
   }
   if (l->handles_open) {
     l->handles_open = 0;

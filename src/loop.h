@@ -201,6 +201,8 @@ typedef struct wsn_loop_s {
   uv_timer_t sweep;       /* expires handshakes that take too long */
   uint64_t sweep_ms;      /* its period while it runs (0: stopped) */
   int handles_open;       /* wake/check initialised */
+  /* Name lookups (lazy; shut down by stop_all, never waited for). */
+  struct wsn_resolver_s *resolver;
 
   wsn_slots_t slots;
 
@@ -264,6 +266,9 @@ void wsn_loop_mark_dirty(wsn_loop_t *l, wsn_conn_t *c);
 void wsn_loop_unmark_dirty(wsn_loop_t *l, wsn_conn_t *c);
 /* A connection started a handshake that must end within timeout_ms. */
 void wsn_loop_watch_handshake(wsn_loop_t *l, uint32_t timeout_ms);
+/* The loop's resolver (created on first use; NULL when out of memory or
+ * stopping). Its finished lookups are drained by the wake handle. */
+struct wsn_resolver_s *wsn_loop_resolver(wsn_loop_t *l);
 /* A handle of ours finished closing (counts down a stop). */
 void wsn_loop_closed_one(wsn_loop_t *l);
 /* Frees the external payloads of a batch that will never reach JS. */
