@@ -159,5 +159,54 @@ describe('limits (ws-native only)', function () {
       assert.ok(buffered > 24 * 1024 * 1024,
         `only ${buffered} bytes were still buffered by the client`);
     });
+
+    // maxBufferedChunks bounds the event records waiting for JS (the C
+    // parser never holds socket chunks; see README "Limits"). At its
+    // smallest the connection reads again only once JS dispatched every
+    // record: nothing may stall or be lost.
+    for (const chunks of [1, 2, 7]) {
+      it(`maxBufferedChunks: ${chunks} delivers 3,000 messages in order past a busy JS turn`, async function () {
+        const { PeerWebSocket } = require('./helpers/impl');
+        wss = await startServer(WebSocketServer, { maxBufferedChunks: chunks });
+        const done = new Promise((resolve) => {
+          wss.on('connection', (ws) => {
+            const seen = [];
+            ws.on('message', (data) => {
+              if (seen.length === 0) {
+                const until = Date.now() + 300;
+                while (Date.now() < until);
+              }
+              seen.push(Number(data.toString()));
+              if (seen.length === 3000) resolve(seen);
+            });
+          });
+        });
+        const client = new PeerWebSocket(`ws://127.0.0.1:${wss.address().port}`);
+        await new Promise((resolve) => client.on('open', resolve));
+        for (let i = 0; i < 3000; i++) client.send(String(i));
+        const seen = await done;
+        assert.deepStrictEqual(seen, Array.from({ length: 3000 }, (_, i) => i));
+        client.terminate();
+      });
+    }
+
+    it('empty pings from a peer that never reads, with autoPong off and JS busy, keep RSS bounded', async function () {
+      this.timeout(60000);
+      const child = spawn(process.execPath, [
+        path.join(__dirname, 'fixtures', 'limits', 'ping-flood-busy.js')
+      ], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      child.stdout.setEncoding('utf8');
+      child.stdout.on('data', (d) => (out += d));
+      const code = await new Promise((resolve) => child.on('close', resolve));
+      assert.strictEqual(code, 0, out);
+      const m = /pings (\d+) growth (\d+)/.exec(out);
+      assert.ok(m, out);
+      // Every ping reached JS; 4,000,000 records of 32 bytes would be
+      // 128 MB if they could pile up (a Buffer per batch waiting for GC grew
+      // by about 100 MB here).
+      assert.strictEqual(Number(m[1]), 4000000);
+      assert.ok(Number(m[2]) < 50 * 1024 * 1024, `RSS grew by ${m[2]} bytes`);
+    });
   });
 });
