@@ -398,9 +398,10 @@ class WebSocket extends EventEmitter {
     }
     if (this._turnBase < 0) markTurn(this);
     // _written may be stale, so this cheap test can only err towards a
-    // recount; the recount decides.
-    if (this._sent - this._written > this._maxBuffered &&
-        this._sendBufferFull(cb)) {
+    // recount; the recount decides. Bytes sent in this turn count as
+    // buffered even if already written, as bufferedAmount counts them.
+    if (this._sent - Math.min(this._written, this._turnBase) >
+        this._maxBuffered && this._sendBufferFull(cb)) {
       return;
     }
     if (cb) flags |= C.SEND_ACK;

@@ -504,17 +504,17 @@ static void handle_control(wsn_conn_t *c, uint8_t opcode) {
     /* ws answers only while OPEN: never after our close frame. Like ws's
      * maxPendingAutoPongs, a ping that finds that many auto-pongs still
      * unwritten (a peer that pings and never reads) terminates the
-     * connection; the 'ping' event is still emitted, before 'close'. */
-    int terminate = 0;
-    if (c->auto_pong && !c->close_sent) {
+     * connection. ws still parses the rest of the chunk it was reading,
+     * emitting its events (and answering no more pings): so do we, up to
+     * the end of this read (process_frames). */
+    if (c->auto_pong && !c->close_sent && !c->terminating) {
       if (c->limits.max_pending_pongs != 0 &&
           c->pending_pongs >= c->limits.max_pending_pongs)
-        terminate = 1;
+        c->terminating = 1;
       else
         queue_frame(c, WSN_OP_PONG, p, n);
     }
     conn_post(c, WSN_EV_PING, p, n);
-    if (terminate) wsn_conn_destroy(c);
   } else if (opcode == WSN_OP_PONG) {
     conn_post(c, WSN_EV_PONG, p, n);
   } else {
@@ -570,6 +570,7 @@ static void process_frames(wsn_conn_t *c, uint8_t *buf, size_t len) {
     off += wsn_frame_parse(&c->parser, buf + off, len - off, &ev);
     switch (ev.type) {
       case WSN_FRAME_NEED_MORE:
+        if (c->terminating) wsn_conn_destroy(c); /* maxPendingAutoPongs */
         return;
       case WSN_FRAME_HEADER:
         if (ev.opcode >= 8) {

@@ -65,6 +65,8 @@ struct wsn_conn_s {
   uint8_t msg_opcode;        /* opcode of the message being assembled */
   uint8_t direct;            /* current frame posted straight from a read */
   uint8_t ctrl_len;
+  uint8_t terminating;       /* maxPendingAutoPongs hit: destroy at the end
+                              * of this read */
   wsn_utf8_state_t utf8;
   wsn_frame_parser_t parser;
   wsn_buf_t msg;             /* message being assembled (lazy) */
