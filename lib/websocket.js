@@ -1276,6 +1276,8 @@ class NativeRequest extends EventEmitter {
         !websocket._nativeClosed) {
       binding.terminate(websocket._id);
     }
+    // An unexpected response being read: its body ends unfinished.
+    if (this.res !== null) abortBody(this.res);
     if (this.res === null && (err || !this.aborted)) {
       if (!err) {
         err = new Error('socket hang up');
@@ -1445,7 +1447,11 @@ function stopAttempt(websocket, detach) {
   const req = websocket._req;
   if (req !== null) {
     req[kAborted] = true;
-    if (!(req instanceof NativeRequest)) {
+    if (req instanceof NativeRequest && req.res !== null) {
+      // Closing the WebSocket while an unexpected response is read: as
+      // ws's req.abort(), the request closes and the body is aborted.
+      req.abort();
+    } else if (!(req instanceof NativeRequest)) {
       req.abort();
       // abort() leaves the socket open once a response came (ws #1869).
       if (req.socket && !req.socket.destroyed) req.socket.destroy();
@@ -1530,9 +1536,11 @@ function negotiate(websocket, res) {
 /**
  * A response shaped like the IncomingMessage ws passes to its events. With
  * `open`, the body stays readable: more arrives as EV_DATA until its end
- * (Content-Length bytes, the last chunk, or the server closing).
+ * (Content-Length bytes, the last chunk, or the server closing), read from
+ * `websocket`'s C connection with backpressure, as Node's IncomingMessage
+ * reads its socket: a listener that does not read stops the reading.
  */
-function makeResponse(head, body, open) {
+function makeResponse(head, body, open, websocket) {
   const text = head.toString('latin1');
   const lines = text.split('\r\n');
   const status = /^HTTP\/(\d)\.(\d) (\d{3}) ?(.*)$/.exec(lines[0]) || [];
@@ -1555,7 +1563,14 @@ function makeResponse(head, body, open) {
       headers[lower] += ', ' + value;
     }
   }
-  const res = new Readable({ read() {} });
+  const res = new Readable({ read: readBody, destroy: destroyBody });
+  // The C connection the body comes from; kept by id, since a redirect
+  // gives the WebSocket another one.
+  res._websocket = open ? websocket : null;
+  res._connId = open ? websocket._id : 0;
+  res._bodyPaused = false;
+  res.aborted = false;
+  res.complete = false;
   res.statusCode = Number(status[3]);
   res.statusMessage = status[4] || '';
   res.httpVersion = status[1] ? `${status[1]}.${status[2]}` : '1.1';
@@ -1591,9 +1606,74 @@ function pushBody(res, chunk) {
   if (chunk && chunk.length && res._remaining > 0) {
     const n = Math.min(chunk.length, res._remaining);
     res._remaining -= n;
-    res.push(Buffer.from(chunk.subarray(0, n)));
+    if (!res.push(Buffer.from(chunk.subarray(0, n)))) pauseBody(res);
   }
   if (res._remaining === 0) endBody(res);
+}
+
+/** Whether the C connection of `res`'s body is still there to command. */
+function bodyConnection(res) {
+  const websocket = res._websocket;
+  return websocket !== null && res._connId !== 0 &&
+    websocket._id === res._connId && !websocket._nativeClosed;
+}
+
+/**
+ * The body's reader is full: C stops reading the socket (conn.c honours
+ * `paused` in WSN_CS_RAW), so the server's writes back up instead of the
+ * body piling up here. Chunks already on their way are still pushed.
+ */
+function pauseBody(res) {
+  if (res._bodyPaused || res._ended || !bodyConnection(res)) return;
+  res._bodyPaused = true;
+  binding.pause(res._connId);
+}
+
+function resumeBody(res) {
+  if (!res._bodyPaused) return;
+  res._bodyPaused = false;
+  if (bodyConnection(res)) binding.resume(res._connId);
+}
+
+/** Readable's _read: the reader wants more. */
+function readBody() {
+  resumeBody(this);
+}
+
+/**
+ * Readable's _destroy, as IncomingMessage's: destroyed before its body was
+ * all read, the response is 'aborted' and its connection goes (else it
+ * would stay open, paused, with no reader left to resume it); the request
+ * then closes. The error is emitted only when someone listens for it.
+ */
+function destroyBody(err, cb) {
+  if (!this.readableEnded || !this.complete) {
+    this.aborted = true;
+    this.emit('aborted');
+  }
+  if (this.aborted && !this._ended) {
+    this._ended = true;
+    const websocket = this._websocket;
+    const req = websocket === null ? null : websocket._req;
+    if (req instanceof NativeRequest && req.res === this) req.destroy();
+    else if (bodyConnection(this)) binding.terminate(this._connId);
+  }
+  this._ended = true;
+  cb(this.listenerCount('error') ? err : null);
+}
+
+/**
+ * The exchange ended on the client's side (req.destroy(), ws.terminate())
+ * before the body's end: as Node's IncomingMessage when its socket goes,
+ * the response is destroyed with ECONNRESET 'aborted'.
+ */
+function abortBody(res) {
+  if (res._ended || res.destroyed) return;
+  res._ended = true;
+  res._bodyPaused = false;
+  const err = new Error('aborted');
+  err.code = 'ECONNRESET';
+  res.destroy(err);
 }
 
 // Chunked body decoder states.
@@ -1608,7 +1688,7 @@ function pushChunked(res, buf) {
   while (i < buf.length && !res._ended) {
     if (ch.state === CH_DATA) {
       const n = Math.min(ch.size, buf.length - i);
-      res.push(Buffer.from(buf.subarray(i, i + n)));
+      if (!res.push(Buffer.from(buf.subarray(i, i + n)))) pauseBody(res);
       i += n;
       ch.size -= n;
       if (ch.size === 0) ch.state = CH_DATA_END;
@@ -1646,7 +1726,10 @@ function pushChunked(res, buf) {
 function endBody(res) {
   if (res._ended) return;
   res._ended = true;
+  res.complete = true;
   res.push(null);
+  // No _read comes after the end: let C read on, to see the server close.
+  resumeBody(res);
 }
 
 /**
@@ -1663,7 +1746,7 @@ function onOpen(websocket, payload, result, headLen) {
   }
   const unexpected = result === C.HS_NOT_101;
   const res = makeResponse(payload.subarray(0, headLen),
-    payload.subarray(headLen), unexpected);
+    payload.subarray(headLen), unexpected, websocket);
   const req = websocket._req;
   if (unexpected) {
     clearTimeout(websocket._handshakeTimer);
