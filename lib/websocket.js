@@ -960,7 +960,7 @@ function tlsArgs(opts) {
 }
 
 /**
- * ws 8.23's `protocols` option, used when the constructor got none.
+ * ws 8.23.1's `protocols` option, used when the constructor got none.
  */
 function protocolsOption(options) {
   if (!options || options.protocols === undefined) return [];

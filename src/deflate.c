@@ -1,5 +1,5 @@
 /*
- * permessage-deflate (RFC 7692): negotiation with ws 8.23's semantics and a
+ * permessage-deflate (RFC 7692): negotiation with ws 8.23.1's semantics and a
  * per-connection zlib codec. See deflate.h for the contract.
  */
 #include "deflate.h"

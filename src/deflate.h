@@ -3,7 +3,7 @@
  *
  * Two halves:
  *
- * 1. Negotiation, with ws 8.23's semantics (lib/permessage-deflate.js and
+ * 1. Negotiation, with ws 8.23.1's semantics (lib/permessage-deflate.js and
  *    lib/extension.js), because a drop-in must accept, refuse and answer the
  *    same handshakes byte for byte:
  *    - server: wsn_pmd_accept_offer() parses a request's

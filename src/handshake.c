@@ -1,6 +1,6 @@
 /*
  * WebSocket opening handshake rules (see handshake.h), written to give the
- * same answers as ws 8.23 running on Node's HTTP parser. Two Node behaviours
+ * same answers as ws 8.23.1 running on Node's HTTP parser. Two Node behaviours
  * shape the code below:
  *  - Node joins repeated headers with ", " (req.headers), so a repeated
  *    Upgrade, Sec-WebSocket-Key, -Version or -Accept can never match what ws

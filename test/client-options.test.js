@@ -1,6 +1,6 @@
 'use strict';
 
-// The client's connection options, as ws 8.23 has them: wss:// and its TLS
+// The client's connection options, as ws 8.23.1 has them: wss:// and its TLS
 // options, redirects, unexpected responses with a readable body, the
 // handshake timeout, ws+unix://, IPv6 literals, Node's connection options
 // (agent, createConnection, localAddress, family, lookup, finishRequest),

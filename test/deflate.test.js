@@ -18,7 +18,7 @@
 // - Negotiation edge cases with hand-written handshakes, both sides.
 // - `{ server }` and `{ noServer }` + handleUpgrade.
 //
-// Expectations are ws 8.23's behaviour: `WSN_TEST_IMPL=ws` runs all of this
+// Expectations are ws 8.23.1's behaviour: `WSN_TEST_IMPL=ws` runs all of this
 // against ws itself.
 
 const assert = require('node:assert/strict');

@@ -1,7 +1,7 @@
 'use strict';
 
 // Hostile peers (issue 12): floods of frames that cost the peer a few bytes
-// each, and the limits ws 8.23 puts on them, byte by byte against raw
+// each, and the limits ws 8.23.1 puts on them, byte by byte against raw
 // sockets. ws 8.23.1 is the reference:
 //
 // - maxPendingAutoPongs (default 60): a ping that arrives while that many

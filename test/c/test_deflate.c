@@ -1,6 +1,6 @@
 /*
  * Tests for src/deflate.c. The negotiation tables were produced by running
- * ws 8.23's own extension.parse / PerMessageDeflate (accept, offer, format)
+ * ws 8.23.1's own extension.parse / PerMessageDeflate (accept, offer, format)
  * over each header, so every expected result, response header and message
  * is ws's. Codec expectations come from RFC 7692 section 7.2.3 and from
  * ws's compress() output for the same input.

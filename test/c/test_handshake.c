@@ -1,6 +1,6 @@
 /*
  * Tests for src/handshake.c. Expected statuses, messages and response bytes
- * were taken from ws 8.23 itself (a WebSocketServer answering raw requests,
+ * were taken from ws 8.23.1 itself (a WebSocketServer answering raw requests,
  * and Node evaluating `+value` and subprotocol.parse for the tables below).
  */
 #include "handshake.h"
@@ -589,7 +589,7 @@ TEST(response_101_capacity) {
             0);
 }
 
-/* Captured from a ws 8.23 WebSocketServer. */
+/* Captured from a ws 8.23.1 WebSocketServer. */
 static const struct {
   int status;
   const char *message;

@@ -2,7 +2,7 @@
 
 // permessage-deflate (RFC 7692) by hand, for tests that look at the wire:
 // compress a message as a sender does, inflate frame payloads as a receiver
-// does, with or without a context shared between messages; and ws 8.23's
+// does, with or without a context shared between messages; and ws 8.23.1's
 // negotiation rules written out (the offer a client makes for its options,
 // the answer a server gives), so that a table of options can state what must
 // be agreed. Uses Node's zlib only, never the implementation under test.
@@ -138,7 +138,7 @@ function formatParams(params) {
 }
 
 /**
- * What a ws 8.23 server with perMessageDeflate options `s` and a ws client
+ * What a ws 8.23.1 server with perMessageDeflate options `s` and a ws client
  * with options `c` agree (RFC 7692 section 7.1 as ws applies it):
  *
  *  - { status: 400 }: the server finds the (only) offer unacceptable;
