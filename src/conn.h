@@ -104,7 +104,9 @@ struct wsn_conn_s {
 /* Bytes of undelivered messages above which a connection stops reading. */
 #define WSN_UNDELIVERED_MAX (4u * 1024 * 1024)
 
-void wsn_conn_accept(wsn_server_t *srv);
+/* Accepts the server's pending connection (fd < 0: through uv_accept), or
+ * takes fd, a socket already accepted from its listener. */
+void wsn_conn_accept(wsn_server_t *srv, int fd);
 void wsn_conn_connect(wsn_loop_t *l, wsn_cmd_t *cmd);
 /* WSN_CMD_ADOPT: a socket Node accepted and JS upgraded (takes cmd). */
 void wsn_conn_adopt(wsn_loop_t *l, wsn_cmd_t *cmd);
