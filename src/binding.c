@@ -45,6 +45,14 @@ typedef struct {
   napi_async_context async_ctx;
   napi_async_cleanup_hook_handle cleanup;
   wsn_rand_pool_t rand; /* JS thread: client masks */
+  /* CLOSED / SERVER_CLOSED records of a batch that could not be delivered,
+   * waiting for the next delivery (see deliver_endings). */
+  wsn_buf_t endings;
+  /* Test only: WSN_TEST_FAIL_DELIVERY=N (read once in start) makes the Nth
+   * non-empty delivery fail as if out of memory, so the failure path can be
+   * tested. 0: never. */
+  unsigned long fail_delivery_at;
+  unsigned long deliveries;
 } wsn_binding_t;
 
 #define CHECK(call)                                                         \
@@ -189,16 +197,103 @@ static int slab_fill(wsn_binding_t *b, napi_env env, const wsn_buf_t *batch,
   return 0;
 }
 
+/* Calls the JS dispatcher with (records, externals, length). */
+static void call_dispatcher(wsn_binding_t *b, napi_env env, napi_value *argv) {
+  napi_value fn, recv, result;
+  if (napi_get_reference_value(env, b->dispatcher, &fn) != napi_ok || !fn)
+    return;
+  b->delivering++;
+  if (b->main_mode) {
+    /* napi_make_callback needs an object receiver. */
+    napi_get_global(env, &recv);
+    napi_status st = napi_make_callback(env, b->async_ctx, recv, fn, 3, argv, &result);
+    if (st == napi_pending_exception) {
+      napi_value err;
+      napi_get_and_clear_last_exception(env, &err);
+      napi_fatal_exception(env, err);
+    }
+  } else {
+    napi_get_undefined(env, &recv);
+    napi_call_function(env, recv, fn, 3, argv, &result);
+  }
+  b->delivering--;
+}
+
+/* Delivers b->endings (records only, no externals); on success empties it.
+ * These records are small and few, so this can work when a whole batch
+ * could not be copied. */
+static void deliver_endings(wsn_binding_t *b, napi_env env) {
+  if (b->endings.len == 0) return;
+  napi_value argv[3];
+  void *copy;
+  if (napi_create_buffer_copy(env, b->endings.len, b->endings.base, &copy,
+                              &argv[0]) != napi_ok ||
+      napi_create_array(env, &argv[1]) != napi_ok)
+    return; /* kept for the next delivery */
+  argv[2] = make_number(env, (double)b->endings.len);
+  wsn_buf_free(&b->endings);
+  call_dispatcher(b, env, argv);
+}
+
+/* A batch could not be handed to JS (out of memory). Its external blocks
+ * are freed (no JS Buffer owns them). The records that end an id (CLOSED,
+ * SERVER_CLOSED) are what JS cannot do without: it releases the socket or
+ * server and its hold on the process only then, so they are delivered
+ * alone, now or with the next batch. Every other event of a connection is
+ * lost; rather than let that socket go on with a gap (a lost message, open
+ * or 'connection' event), it is terminated, so JS sees it close (1006).
+ * Events of servers (listening, a listen error) cannot be replayed and are
+ * lost. The records stay intact for the loop's ACK (delivered counts). */
+static void delivery_failed(wsn_binding_t *b, napi_env env, wsn_buf_t *batch) {
+  wsn_batch_free_externals(batch);
+  wsn_id_t last = 0;
+  uint8_t *p = batch->base, *end = batch->base + batch->len;
+  while (p < end) {
+    wsn_event_t *ev = (wsn_event_t *)p;
+    size_t adv = sizeof(*ev) + ((ev->type == WSN_EV_MESSAGE &&
+                                 (ev->a & WSN_MSG_EXTERNAL))
+                                    ? 0
+                                    : WSN_EVENT_ALIGN(ev->len));
+    wsn_id_t id = wsn_id_make(ev->slot, ev->gen);
+    switch (ev->type) {
+      case WSN_EV_CLOSED:
+      case WSN_EV_SERVER_CLOSED:
+        /* No payload: append the header only. */
+        if (wsn_buf_append(&b->endings, ev, sizeof(*ev)) == 0)
+          ((wsn_event_t *)(b->endings.base + b->endings.len - sizeof(*ev)))->len = 0;
+        break;
+      case WSN_EV_LISTENING:
+      case WSN_EV_LISTEN_ERROR:
+        break; /* a server's: not a connection to terminate */
+      default:
+        /* A no-op if the id is already gone (a CLOSED follows). */
+        if (id != last && !b->stopped) {
+          wsn_cmd_t *cmd = wsn_cmd_new(WSN_CMD_TERMINATE, id, 0);
+          if (cmd) wsn_loop_push(&b->loop, cmd);
+          last = id;
+        }
+        break;
+    }
+    p += adv;
+  }
+  deliver_endings(b, env);
+}
+
 static void deliver(wsn_binding_t *b, napi_env env) {
+  /* Endings left by a failed delivery go first, in order. */
+  deliver_endings(b, env);
   wsn_buf_t batch = wsn_loop_take_events(&b->loop);
   if (batch.len == 0) {
     wsn_buf_free(&batch);
     return;
   }
-  napi_value argv[3], fn, recv, result;
-  if (slab_fill(b, env, &batch, &argv[0]) != 0) goto ack;
+  napi_value argv[3];
+  b->deliveries++;
+  if (b->deliveries == b->fail_delivery_at ||
+      slab_fill(b, env, &batch, &argv[0]) != 0 ||
+      napi_create_array(env, &argv[1]) != napi_ok)
+    goto fail;
   argv[2] = make_number(env, (double)batch.len);
-  napi_create_array(env, &argv[1]);
   {
     /* Large messages leave as external Buffers, in record order. */
     uint32_t n = 0;
@@ -214,7 +309,8 @@ static void deliver(wsn_binding_t *b, napi_env env) {
                                                      free_external, NULL, &ext);
         if (st != napi_ok) {
           /* napi_no_external_buffers_allowed (Electron): copy instead. */
-          napi_create_buffer_copy(env, ev->len, block, NULL, &ext);
+          if (napi_create_buffer_copy(env, ev->len, block, NULL, &ext) != napi_ok)
+            goto fail; /* block is still ours: freed with the rest */
           free(block);
         }
         ev->c = 0;
@@ -223,23 +319,10 @@ static void deliver(wsn_binding_t *b, napi_env env) {
       p += adv;
     }
   }
-  if (napi_get_reference_value(env, b->dispatcher, &fn) == napi_ok && fn) {
-    b->delivering++;
-    if (b->main_mode) {
-      /* napi_make_callback needs an object receiver. */
-      napi_get_global(env, &recv);
-      napi_status st = napi_make_callback(env, b->async_ctx, recv, fn, 3, argv, &result);
-      if (st == napi_pending_exception) {
-        napi_value err;
-        napi_get_and_clear_last_exception(env, &err);
-        napi_fatal_exception(env, err);
-      }
-    } else {
-      napi_get_undefined(env, &recv);
-      napi_call_function(env, recv, fn, 3, argv, &result);
-    }
-    b->delivering--;
-  }
+  call_dispatcher(b, env, argv);
+  goto ack;
+fail:
+  delivery_failed(b, env, &batch);
 ack:;
   /* Hand the records back so the loop can count them delivered and reuse
    * the memory. */
@@ -333,6 +416,7 @@ static void finalize_binding(napi_env env, void *data, void *hint) {
   if (b->dispatcher) napi_delete_reference(env, b->dispatcher);
   if (b->slab) napi_delete_reference(env, b->slab);
   if (b->main_mode && b->async_ctx) napi_async_destroy(env, b->async_ctx);
+  wsn_buf_free(&b->endings);
   free(b);
 }
 
@@ -344,6 +428,8 @@ static napi_value start_fn(napi_env env, napi_callback_info info) {
   if (b->started) return undefined(env);
   bool main_mode = false;
   napi_get_value_bool(env, argv[1], &main_mode);
+  const char *fail_at = getenv("WSN_TEST_FAIL_DELIVERY"); /* test only */
+  if (fail_at) b->fail_delivery_at = strtoul(fail_at, NULL, 10);
   b->main_mode = main_mode;
   CHECK(napi_create_reference(env, argv[0], 1, &b->dispatcher));
   napi_value name;
@@ -481,7 +567,26 @@ static napi_value simple_cmd(napi_env env, napi_callback_info info,
   return undefined(env);
 }
 
+/* serverClose(id): stops accepting before it returns, as
+ * net.Server.close() does: on Linux, shutdown(SHUT_RD) on a listening
+ * socket stops listening at once (a new connect is refused) and resets the
+ * connections waiting in its accept queue. The queued SERVER_CLOSE then
+ * closes the handle on the loop, as before; elsewhere (shutdown fails) that
+ * command is what stops accepting. */
 static napi_value server_close_fn(napi_env env, napi_callback_info info) {
+  wsn_binding_t *b = get_binding(env);
+  napi_value argv[1];
+  size_t argc = 1;
+  if (b->started && !b->stopped &&
+      napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok &&
+      argc >= 1) {
+    wsn_id_t id = get_id(env, argv[0]);
+    wsn_slot_t *sl = id ? wsn_slots_get(&b->loop.slots, id) : NULL;
+    /* Taken once: the loop closes the fd only after it cleared the slot
+     * (stop, a failed listen) or after our SERVER_CLOSE (pushed below). */
+    int32_t fd1 = sl ? atomic_exchange(&sl->listen_fd, 0) : 0;
+    if (fd1 > 0) shutdown(fd1 - 1, SHUT_RD);
+  }
   return simple_cmd(env, info, WSN_CMD_SERVER_CLOSE);
 }
 /* serverSettings(id, maxPayload, path, flags, limits): what a `{ port }`

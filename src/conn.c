@@ -393,10 +393,27 @@ static void post_message(wsn_conn_t *c, const uint8_t *p, size_t n,
 
 /* ---- reading ---------------------------------------------------------- */
 
+/* While JS decides on a handshake (WAIT_JS) the socket is still read, so
+ * that the peer's FIN is seen (the connection is then dropped, not held
+ * until verifyClient answers), and what follows the request head (frames a
+ * client may send before the 101) is kept in c->hs for after the accept.
+ * That early data is capped: a peer must not make us buffer without bound
+ * while JS has not even accepted it; at the cap reading stops until JS
+ * answers (the handshake timeout still applies). The read that completed
+ * the head may have brought up to one read buffer more; then reading stops
+ * at once. */
+#define WAIT_JS_EARLY_MAX (64u * 1024)
+
+static size_t wait_js_room(const wsn_conn_t *c) {
+  size_t early = c->hs.len - c->hs_head_len;
+  return early >= WAIT_JS_EARLY_MAX ? 0 : WAIT_JS_EARLY_MAX - early;
+}
+
 static void update_reading(wsn_conn_t *c) {
   if (c->state == WSN_CS_CLOSING_HANDLE || c->state == WSN_CS_RESOLVING)
     return;
-  int want = !c->eof && c->state != WSN_CS_WAIT_JS &&
+  int want = !c->eof &&
+             (c->state != WSN_CS_WAIT_JS || wait_js_room(c) > 0) &&
              (c->ignore_reads || (!c->paused && !c->throttled));
   if (want && !c->reading) {
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
@@ -415,12 +432,23 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
    * read memory (uSockets does the same). */
   buf->base = (char *)c->loop->read_buf;
   buf->len = WSN_READ_BUF_SIZE;
+  /* Waiting for JS: read no more than the early data cap allows. A TLS
+   * record decrypts to no more bytes than it had. */
+  if (c->state == WSN_CS_WAIT_JS && wait_js_room(c) < buf->len)
+    buf->len = wait_js_room(c);
 }
 
 /* The peer ended its side: end ours after the outbox, then close. */
 static void on_eof(wsn_conn_t *c) {
   if (c->state == WSN_CS_RAW) {
     wsn_conn_destroy(c); /* the end of the body: JS sees CLOSED */
+    return;
+  }
+  /* The peer gave up while JS decides (a connect flood against a slow
+   * verifyClient): drop it now. JS sees CLOSED for the handshake id and
+   * ignores a later answer, as ws destroys such a socket. */
+  if (c->state == WSN_CS_WAIT_JS) {
+    wsn_conn_destroy(c);
     return;
   }
   c->eof = 1;
@@ -489,8 +517,17 @@ static void on_plaintext(wsn_conn_t *c, uint8_t *p, size_t n) {
     case WSN_CS_RAW:
       conn_post(c, WSN_EV_DATA, p, n);
       break;
+    case WSN_CS_WAIT_JS:
+      /* Frames sent before the 101: parsed after the accept (become_open).
+       * on_alloc keeps this within the cap. */
+      if (wsn_buf_append(&c->hs, p, n) != 0) {
+        wsn_conn_destroy(c);
+        return;
+      }
+      update_reading(c);
+      break;
     default:
-      break; /* rejecting, or waiting for JS: input is not used */
+      break; /* rejecting: input is not used */
   }
 }
 
@@ -981,13 +1018,13 @@ static wsn_conn_t *conn_new(wsn_loop_t *l, wsn_id_t id) {
   return c;
 }
 
-void wsn_conn_accept(wsn_server_t *srv) {
+void wsn_conn_accept(wsn_server_t *srv, int fd) {
   wsn_loop_t *l = srv->loop;
   wsn_id_t id = wsn_slots_alloc(&l->slots);
-  if (id == 0) return;
-  wsn_conn_t *c = conn_new(l, id);
+  wsn_conn_t *c = id ? conn_new(l, id) : NULL;
   if (c == NULL) {
-    wsn_slots_free(&l->slots, id);
+    if (id) wsn_slots_free(&l->slots, id);
+    if (fd >= 0) close(fd); /* refused: the peer sees a reset */
     return;
   }
   c->server = srv;
@@ -1002,7 +1039,10 @@ void wsn_conn_accept(wsn_server_t *srv) {
     c->hs_deadline = uv_now(l->uv) + srv->handshake_timeout_ms;
     wsn_loop_watch_handshake(l, srv->handshake_timeout_ms);
   }
-  if (uv_accept((uv_stream_t *)&srv->tcp, (uv_stream_t *)&c->tcp) != 0) {
+  int r = fd >= 0 ? uv_tcp_open(&c->tcp, fd)
+                  : uv_accept((uv_stream_t *)&srv->tcp, (uv_stream_t *)&c->tcp);
+  if (r != 0) {
+    if (fd >= 0) close(fd);
     wsn_conn_destroy(c);
     return;
   }
@@ -1071,7 +1111,12 @@ size_t wsn_conn_expire_handshakes(wsn_loop_t *l, uint64_t now) {
       "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n";
   size_t reading = 0;
   for (wsn_conn_t *c = l->conns; c; c = c->next) {
-    if (c->state != WSN_CS_SERVER_HS || c->hs_deadline == 0) continue;
+    /* A request JS has not answered yet (a verifyClient that never calls
+     * back) is timed out like a slow one, with the same 408: the peer learns
+     * why, and the fd is released either way. */
+    if ((c->state != WSN_CS_SERVER_HS && c->state != WSN_CS_WAIT_JS) ||
+        c->hs_deadline == 0)
+      continue;
     if (c->hs_deadline <= now) reject_raw(c, timeout, sizeof(timeout) - 1);
     else reading++;
   }

@@ -118,7 +118,9 @@ struct wsn_conn_s {
  * message is reported as one last fragment. */
 #define WSN_FRAG_LENS_MAX 16384u
 
-void wsn_conn_accept(wsn_server_t *srv);
+/* Accepts the server's pending connection (fd < 0: through uv_accept), or
+ * takes fd, a socket already accepted from its listener. */
+void wsn_conn_accept(wsn_server_t *srv, int fd);
 void wsn_conn_connect(wsn_loop_t *l, wsn_cmd_t *cmd);
 /* WSN_CMD_ADOPT: a socket Node accepted and JS upgraded (takes cmd). */
 void wsn_conn_adopt(wsn_loop_t *l, wsn_cmd_t *cmd);

@@ -6,11 +6,13 @@
  * connections; then the check handle writes each dirty connection once
  * (writev) and publishes the iteration's events to JS in one step.
  */
+#define _GNU_SOURCE /* accept4 */
 #include "loop.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "conn.h"
@@ -173,10 +175,42 @@ void wsn_server_unlink(wsn_loop_t *l, wsn_server_t *s) {
   s->next = s->prev = NULL;
 }
 
+static void server_close(wsn_server_t *s);
+
+/* Connections accepted per listener and loop iteration, at most. */
+#define WSN_ACCEPT_BATCH 32
+
 static void on_connection(uv_stream_t *server, int status) {
   wsn_server_t *s = server->data;
-  if (status < 0 || s->closing) return;
-  wsn_conn_accept(s);
+  if (s->closing) return;
+  if (status < 0) {
+    /* JS shut the listener down (close(): its fd was taken from the slot).
+     * accept() now fails with EINVAL every time, and the listener stays
+     * readable, so libuv would call us again on every iteration until the
+     * handle closes: close it now rather than spin until the SERVER_CLOSE
+     * command arrives. Other errors are transient. */
+    wsn_slot_t *sl = wsn_slots_get(&s->loop->slots, s->id);
+    if (sl && atomic_load(&sl->listen_fd) == 0) server_close(s);
+    return;
+  }
+  wsn_conn_accept(s, -1);
+  /* libuv (1.46, in Node 20) accepts one connection per listener and loop
+   * iteration, so the accept rate is the iteration rate, and an iteration
+   * is long when JS keeps every socket busy (a broadcast loop in thread
+   * mode: a writev per socket per iteration; 1,000 new connections then
+   * took 15 s instead of under 2). Take a bounded batch of what else waits
+   * in the accept queue, so that new connections still open at a fair
+   * rate; the bound keeps an accept flood from starving the reads of the
+   * connections already open. */
+#ifdef __linux__
+  uv_os_fd_t lfd;
+  if (uv_fileno((uv_handle_t *)&s->tcp, &lfd) != 0) return;
+  for (int i = 0; i < WSN_ACCEPT_BATCH - 1 && !s->closing; i++) {
+    int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return; /* EAGAIN, or an error libuv will see next time */
+    wsn_conn_accept(s, fd);
+  }
+#endif
 }
 
 static void on_server_close(uv_handle_t *h) {
@@ -208,6 +242,10 @@ static void server_close(wsn_server_t *s) {
     free(s->resolving);
     s->resolving = NULL;
   }
+  /* The fd is about to be closed (and its number reused): JS must not
+   * shut it down from now on. */
+  wsn_slot_t *sl = wsn_slots_get(&s->loop->slots, s->id);
+  if (sl) atomic_store(&sl->listen_fd, 0);
   uv_close((uv_handle_t *)&s->tcp, on_server_close);
 }
 
@@ -322,6 +360,11 @@ static void listen_done(wsn_server_t *s, int r, const char *host,
     server_close(s);
     return;
   }
+  /* Published for close() on the JS thread (see slots.h). */
+  wsn_slot_t *sl = wsn_slots_get(&l->slots, s->id);
+  uv_os_fd_t fd;
+  if (sl && uv_fileno((uv_handle_t *)&s->tcp, &fd) == 0)
+    atomic_store(&sl->listen_fd, (int32_t)fd + 1);
   struct sockaddr_storage ss;
   int len = sizeof(ss);
   char ip[INET6_ADDRSTRLEN] = "";
@@ -452,25 +495,54 @@ static void discard_command(wsn_cmd_t *cmd) {
   free(cmd);
 }
 
-static void drain_commands(wsn_loop_t *l) {
-  for (;;) {
+/* How long one wake may run commands before the loop moves on. */
+#define DRAIN_BUDGET_NS (1000 * 1000)
+
+/* Runs the queued commands. `all` = 1 (stopping) empties the queue. A wake
+ * (`all` = 0) takes one snapshot of the queue and runs it for at most
+ * DRAIN_BUDGET_NS; what is left goes back to the front of the queue and the
+ * loop wakes itself again, so it runs on the next iteration, after the poll
+ * phase. Commands JS pushes meanwhile find the queue empty and wake the loop
+ * again (wsn_loop_push). Without these bounds a JS thread that keeps sending
+ * (a broadcast loop) held the loop here: looping until the queue stayed
+ * empty never ended, and even one snapshot held all that JS queued during
+ * the previous iteration (up to the send backpressure limit on every
+ * socket), so iterations grew to hundreds of ms and accepts, reads and
+ * handshakes starved (with 1,000 sockets, most new connections did not
+ * open within a minute). Ordering is kept: the rest runs before anything
+ * queued later. */
+static void drain_commands(wsn_loop_t *l, int all) {
+  uint64_t start = all ? 0 : uv_hrtime();
+  do {
     uv_mutex_lock(&l->cmd_mu);
     wsn_cmd_t *cmd = l->cmd_head;
+    wsn_cmd_t *last = l->cmd_tail;
     l->cmd_head = l->cmd_tail = NULL;
     uv_mutex_unlock(&l->cmd_mu);
     if (cmd == NULL) return;
+    unsigned n = 0;
     while (cmd) {
       wsn_cmd_t *next = cmd->next;
       if (l->stopping && cmd->type != WSN_CMD_ACK) discard_command(cmd);
       else run_command(l, cmd);
       cmd = next;
+      if (!all && cmd && (++n & 63) == 0 && !l->stopping &&
+          uv_hrtime() - start > DRAIN_BUDGET_NS) {
+        uv_mutex_lock(&l->cmd_mu);
+        last->next = l->cmd_head;
+        if (l->cmd_head == NULL) l->cmd_tail = last;
+        l->cmd_head = cmd;
+        uv_mutex_unlock(&l->cmd_mu);
+        uv_async_send(&l->wake);
+        return;
+      }
     }
-  }
+  } while (all);
 }
 
 static void on_wake(uv_async_t *h) {
   wsn_loop_t *l = h->data;
-  drain_commands(l);
+  drain_commands(l, 0);
   /* Finished name lookups ring the same bell. */
   if (l->resolver) wsn_resolver_drain(l->resolver);
 }
@@ -658,7 +730,7 @@ void wsn_loop_stop_main(wsn_loop_t *l, void (*done)(void *), void *arg) {
   l->stop_cmd = NULL;
   l->stop_done = done;
   l->stop_done_arg = arg;
-  drain_commands(l); /* free what JS queued (stopping drops them) */
+  drain_commands(l, 1); /* free what JS queued (stopping drops them) */
   stop_all(l);
 }
 

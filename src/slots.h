@@ -26,6 +26,12 @@ typedef struct {
   _Atomic uint32_t gen;       /* bumped when the slot is freed */
   uint32_t next_free;         /* free list link (slot index + 1), 0 = end */
   _Atomic uint64_t written;   /* bytes handed to the kernel, cumulative */
+  /* A listening server: its fd + 1 (0: none), set by the I/O thread once it
+   * listens. The JS thread takes it (exchange with 0) in close() to
+   * shutdown() the listener at once, as net.Server.close() stops accepting
+   * before it returns; the I/O thread clears it before it closes the fd, so
+   * the fd is used at most once and never after it was closed. */
+  _Atomic int32_t listen_fd;
 } wsn_slot_t;
 
 typedef struct {
