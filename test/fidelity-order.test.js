@@ -194,7 +194,11 @@ function expected(c) {
 function echo(ws) {
   const state = { errors: [] };
   ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
-  ws.on('error', (err) => state.errors.push(err));
+  ws.on('error', (err) => {
+    // ws's receiverOnError calls close(code) before emitting 'error'.
+    assert.strictEqual(ws.readyState, ws.CLOSING);
+    state.errors.push(err);
+  });
   state.closed = new Promise((resolve) => ws.on('close', resolve));
   return state;
 }
@@ -347,6 +351,36 @@ describe('order around a bad frame (ws: the echo before the close)', function ()
           });
         }
       });
+    }
+  });
+
+  it('allowSynchronousEvents: false: the deferred message is still answered first', async function () {
+    const wss = new WebSocketServer({
+      port: 0, host: '127.0.0.1', allowSynchronousEvents: false
+    });
+    await new Promise((resolve) => wss.on('listening', resolve));
+    let state;
+    const connected = new Promise((resolve) => {
+      wss.on('connection', (ws) => {
+        state = echo(ws);
+        resolve();
+      });
+    });
+    const socket = await rawConnect('http', wss.address().port);
+    try {
+      socket.write(upgradeRequest());
+      const { rest } = await readHead(socket);
+      const reader = new FrameReader(socket, rest);
+      socket.resume();
+      await connected;
+      const c = CASES[0];
+      writeFrames(socket, c, true);
+      assert.deepStrictEqual(await readUntilClose(reader, socket, true), expected(c));
+      await state.closed;
+      assert.strictEqual(state.errors.length, 1);
+    } finally {
+      socket.destroy();
+      await new Promise((resolve) => wss.close(resolve));
     }
   });
 
