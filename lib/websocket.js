@@ -555,12 +555,21 @@ class WebSocket extends EventEmitter {
         setCloseTimer(this);
         return;
       case C.EV_ERROR: {
-        this._readyState = WebSocket.CLOSING;
-        this._closeFrameSent = true;
-        setCloseTimer(this);
-        if (this._errorEmitted) return;
+        // A bad frame. As ws's receiverOnError: close(code) first, then
+        // 'error'. C sent nothing: the close frame goes from here, after
+        // whatever the listeners of the earlier events sent (ws writes
+        // those before its Receiver reaches the bad frame). C ends the
+        // socket once a close frame is out (already, if close() was called
+        // before: see conn.c error_with_payload).
+        const err = frameError(a, b, payload);
+        const emitted = this._errorEmitted;
         this._errorEmitted = true;
-        this.emit('error', frameError(a, b, payload));
+        const wasOpen = this._readyState === WebSocket.OPEN;
+        this._readyState = WebSocket.CLOSING;
+        if (wasOpen) this._sendClose(err[kStatusCode], null);
+        setCloseTimer(this);
+        if (emitted) return;
+        this.emit('error', err);
         return;
       }
       case C.EV_OPEN:

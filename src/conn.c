@@ -5,9 +5,10 @@
  * the same code and reason; once a close frame has been both sent and
  * received (or a protocol error was reported), our side ends the TCP stream
  * after the outbox drains; the socket is destroyed once the peer's end has
- * arrived too. A protocol error sends the matching close code and reports
- * ws's error; data read after a close frame or an error is ignored, but the
- * socket is still read to notice the peer's end.
+ * arrived too. A protocol error reports ws's error, and JS answers it with
+ * the matching close code (error_with_payload); data read after a close
+ * frame or an error is ignored, but the socket is still read to notice the
+ * peer's end.
  */
 #include "conn.h"
 
@@ -20,19 +21,6 @@
 #include "http.h"
 #include "resolve.h"
 #include "tls.h"
-
-/* Close codes for the error ids, from the table in wsn.h. */
-static uint16_t close_code_of(int err) {
-  switch (err) {
-#define WSN_ERR_CLOSE(name, code, ctor, prefix, msg, close) \
-  case WSN_E_##name:                                          \
-    return close;
-    WSN_ERRORS(WSN_ERR_CLOSE)
-#undef WSN_ERR_CLOSE
-    default:
-      return 1002;
-  }
-}
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
@@ -276,22 +264,35 @@ static void free_message(wsn_conn_t *c) {
   wsn_buf_free(&c->frag_lens);
 }
 
-/* Reports ws's error for a bad frame, answers with its close code, and
- * stops acting on input (ws: receiverOnError then close(code)). */
+/* Reports ws's error for a bad frame and stops acting on input. The close
+ * frame with the error's code is not sent from here: JS sends it when it
+ * handles the ERROR event (ws: receiverOnError calls close(code)), through
+ * the ordinary close command, so that whatever JS sent while handling the
+ * events read before the bad frame (an echo of the message that preceded
+ * it) goes out first, as in ws, where those listeners run, and write, before
+ * the Receiver reports the error. JS always handles it: the dispatcher runs
+ * every event of a live id, and a loop that stops (exit, a worker ending)
+ * destroys the socket anyway. If our close frame already went, nothing JS
+ * sends can follow it: end the socket once the outbox drains. */
 static void error_with_payload(wsn_conn_t *c, int err, uint32_t arg,
                                const void *payload, size_t len) {
   if (c->errored) return;
   wsn_event_t *ev = conn_post(c, WSN_EV_ERROR, payload, len);
-  if (ev) {
-    ev->a = (uint32_t)err;
-    ev->b = arg;
+  if (ev == NULL) {
+    /* JS will not hear of it, so no close frame would come: drop the
+     * socket (close 1006) rather than leave it open. */
+    wsn_conn_destroy(c);
+    return;
   }
+  ev->a = (uint32_t)err;
+  ev->b = arg;
   c->errored = 1;
   c->ignore_reads = 1;
   free_message(c);
-  send_close(c, close_code_of(err), NULL, 0);
-  c->end_after_flush = 1;
-  wsn_loop_mark_dirty(c->loop, c);
+  if (c->close_sent) {
+    c->end_after_flush = 1;
+    wsn_loop_mark_dirty(c->loop, c);
+  }
   update_reading(c);
 }
 

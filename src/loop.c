@@ -420,7 +420,16 @@ void wsn_loop_push(wsn_loop_t *l, wsn_cmd_t *cmd) {
      * inside a connection callback (JS runs only from publish), so the
      * command applies at once, as Node's own calls do: a closed server
      * refuses the very next connection, and no queue is needed. */
+    size_t before = l->batch.len;
     run_command(l, cmd);
+    /* Events it posted (LISTENING, an error) wait in the batch for the
+     * next check or prepare phase. JS may be running from on_prepare's
+     * publish, after which Node's loop blocks in poll with nothing due:
+     * ring the wake handle so poll returns and on_check publishes them in
+     * this iteration. Only when the batch was empty: a non-empty one had
+     * its wake already, or is published by a phase still to come. */
+    if (before == 0 && l->batch.len != 0 && !l->stopping)
+      uv_async_send(&l->wake);
     return;
   }
   uv_mutex_lock(&l->cmd_mu);
