@@ -249,8 +249,10 @@ class WebSocket extends EventEmitter {
     if (this.readyState === WebSocket.CLOSING) {
       // Close frames went both ways (or the peer erred): C ends the socket.
       if (this._closeFrameSent &&
-          (this._closeFrameReceived || this._errorEmitted)) {
-        binding.close(this._id, -1, null, 0);
+          (this._closeFrameReceived || this._errorEmitted) &&
+          !this._nativeClosed) {
+        // C drops this frame (one went already) and counts it as written.
+        this._sent += binding.close(this._id, -1, null, 0);
       }
       return;
     }
@@ -493,7 +495,8 @@ class WebSocket extends EventEmitter {
       return;
     }
     if (this._paused && (type === C.EV_MESSAGE || type === C.EV_PING ||
-        type === C.EV_PONG || type === C.EV_FRAGMENTS)) {
+        type === C.EV_PONG || type === C.EV_FRAGMENTS ||
+        type === C.EV_CLOSE_FRAME)) {
       // ws stops reading at pause(); events already on their way wait here.
       if (this._pending === null) this._pending = [];
       this._pending.push([type, payload, a, b, c]);
@@ -549,9 +552,15 @@ class WebSocket extends EventEmitter {
         this._closeFrameReceived = true;
         this._closeCode = a;
         this._closeMessage = Buffer.from(payload);
-        // C answered with the same code and reason, as ws does.
-        this._closeFrameSent = true;
-        this._readyState = WebSocket.CLOSING;
+        // As ws's receiverOnConclude: answer with the same code and reason.
+        // C sent nothing: the answer goes from here, after whatever the
+        // listeners of the earlier messages sent. C ends the socket once
+        // close frames went both ways.
+        if (this._readyState === WebSocket.OPEN) {
+          this._readyState = WebSocket.CLOSING;
+          this._sendClose(a === 1005 ? -1 : a,
+            this._closeMessage.length ? this._closeMessage : null);
+        }
         setCloseTimer(this);
         return;
       case C.EV_ERROR: {

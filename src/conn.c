@@ -242,23 +242,6 @@ static void queue_bytes(wsn_conn_t *c, const void *p, size_t len) {
   outbox_push(c, cmd);
 }
 
-/* Sends a close frame with code (and reason) unless one was sent. */
-static void send_close(wsn_conn_t *c, uint32_t code, const uint8_t *reason,
-                       size_t reason_len) {
-  if (c->close_sent) return;
-  uint8_t payload[125];
-  size_t n = 0;
-  if (code != 1005) {
-    if (reason_len > 123) reason_len = 123;
-    payload[0] = (uint8_t)(code >> 8);
-    payload[1] = (uint8_t)code;
-    if (reason_len) memcpy(payload + 2, reason, reason_len);
-    n = 2 + reason_len;
-  }
-  queue_frame(c, WSN_OP_CLOSE, payload, n);
-  c->close_sent = 1;
-}
-
 static void free_message(wsn_conn_t *c) {
   wsn_buf_free(&c->msg);
   wsn_buf_free(&c->frag_lens);
@@ -568,11 +551,20 @@ static void handle_control(wsn_conn_t *c, uint8_t opcode) {
     free_message(c);
     wsn_event_t *ev =
         conn_post(c, WSN_EV_CLOSE_FRAME, reason.base, reason.len);
-    if (ev) ev->a = code;
-    /* ws answers with the same code and reason (receiverOnConclude). */
-    send_close(c, code, reason.base, reason.len);
-    c->end_after_flush = 1;
-    wsn_loop_mark_dirty(c->loop, c);
+    if (ev == NULL) {
+      /* JS will not answer a close it never heard of. */
+      wsn_conn_destroy(c);
+      return;
+    }
+    ev->a = code;
+    /* ws answers with the same code and reason (receiverOnConclude), and
+     * so does JS on this event, through the close command: the answer
+     * follows whatever the listeners of the messages before it sent. Once
+     * close frames went both ways the socket ends (WSN_CMD_CLOSE). */
+    if (c->close_sent) {
+      c->end_after_flush = 1;
+      wsn_loop_mark_dirty(c->loop, c);
+    }
   }
   free(c->ctrl);
   c->ctrl = NULL;

@@ -37,7 +37,7 @@ typedef enum {
 /* Flags of SEND/CLOSE commands. */
 #define WSN_SEND_WANT_ACK 1u /* report WRITTEN once these bytes are out */
 #define WSN_CMD_HANDSHAKE_BYTES 2u /* HTTP bytes: not counted as written */
-/* A frame C made itself (an auto-pong, the echo of a close frame): JS never
+/* A frame C made itself (an auto-pong): JS never
  * counted it, so it is never reported as written (bufferedAmount and send
  * callbacks stay exact). */
 #define WSN_CMD_OWN_FRAME 64u

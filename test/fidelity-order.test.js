@@ -444,3 +444,48 @@ describe('main-loop mode: events of a command run at once are published at once'
     assert.ok(Number(m[1]) < 500, out);
   });
 });
+
+describe("order around the peer's close frame (ws: the echo before the answer)", function () {
+  // ws's receiverOnConclude answers a close frame with websocket.close()
+  // after the messages read before it were emitted, so what their
+  // listeners sent goes first. A message and a close in one write: the
+  // echo, then the close with the same code and reason, then the end.
+  for (const [title, closePayload, expectClose] of [
+    ['a code and a reason', Buffer.from([0x03, 0xe8, 0x62, 0x79, 0x65]), '03e8627965'],
+    ['no code (1005)', Buffer.alloc(0), '']
+  ]) {
+    it(`server: echo, then the close answered with ${title}`, async function () {
+      const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+      await new Promise((resolve) => wss.on('listening', resolve));
+      const closed = new Promise((resolve) => {
+        wss.on('connection', (ws) => {
+          ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+          ws.on('close', (code, reason) => resolve([code, reason.toString()]));
+        });
+      });
+      const socket = net.connect(wss.address().port, '127.0.0.1');
+      await new Promise((resolve) => socket.on('connect', resolve));
+      socket.write(upgradeRequest({ key: 'dGhlIHNhbXBsZSBub25jZQ==' }));
+      const { head, rest } = await readHead(socket);
+      assert.match(head, /^HTTP\/1\.1 101 /);
+      const chunks = [rest];
+      socket.on('data', (d) => chunks.push(d));
+      socket.resume();
+      const ended = new Promise((resolve) => socket.on('end', resolve));
+      const mask = Buffer.from([1, 2, 3, 4]);
+      socket.write(Buffer.concat([
+        frame({ opcode: OP.BINARY, mask, payload: Buffer.from('hi') }),
+        frame({ opcode: OP.CLOSE, mask, payload: closePayload })
+      ]));
+      await ended;
+      socket.end();
+      const got = Buffer.concat(chunks).toString('hex');
+      const answer = '88' + (expectClose.length / 2).toString(16).padStart(2, '0') + expectClose;
+      assert.equal(got, '82026869' + answer);
+      const [code, reason] = await closed;
+      assert.equal(code, closePayload.length ? 1000 : 1005);
+      assert.equal(reason, closePayload.length ? 'bye' : '');
+      await new Promise((resolve) => wss.close(resolve));
+    });
+  }
+});
