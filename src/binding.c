@@ -1004,8 +1004,9 @@ static napi_value send_frame_fn(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "ws-native: the frame must be an array");
     return NULL;
   }
-  /* Two passes: the sizes first (for one allocation), then the copies. JS
-   * cannot run in between, so the pieces stay the same. */
+  /* Two passes: the sizes first (for one allocation), then the copies. An
+   * element getter could run JS and change a piece in between: the second
+   * pass checks every size again. */
   size_t total = 0;
   for (uint32_t i = 0; i < count; i++) {
     napi_value v;
@@ -1029,10 +1030,19 @@ static napi_value send_frame_fn(napi_env env, napi_callback_info info) {
     napi_value v;
     const uint8_t *p = NULL;
     size_t n = 0;
-    napi_get_element(env, argv[1], i, &v);
-    get_bytes(env, v, &p, &n);
+    if (napi_get_element(env, argv[1], i, &v) != napi_ok ||
+        get_bytes(env, v, &p, &n) != 0 || n > total - off) {
+      free(cmd);
+      napi_throw_type_error(env, NULL, "ws-native: the frame changed while read");
+      return NULL;
+    }
     if (n) memcpy(cmd->data + off, p, n);
     off += n;
+  }
+  if (off != total) {
+    free(cmd);
+    napi_throw_type_error(env, NULL, "ws-native: the frame changed while read");
+    return NULL;
   }
   if (flags & SEND_ACK) cmd->flags |= WSN_SEND_WANT_ACK;
   wsn_loop_push(&b->loop, cmd);

@@ -279,6 +279,33 @@ describe('websocket._sender.sendFrame', function () {
     }
   });
 
+  it('binding.sendFrame copies only what it measured', async function () {
+    if (!isNative) this.skip(); // ws-native's binding
+    const { binding } = require('../lib/native');
+    const ws = new WebSocket(url);
+    await waitFor(ws, 'open');
+    const peer = [...wss.clients][0];
+    assert.throws(() => ws._sender.sendFrame([123]), TypeError);
+    assert.throws(() => ws._sender.sendFrame('not a list'), TypeError);
+    // An element getter that hands out a bigger piece the second time it
+    // is read: the copy must not overflow what was measured.
+    const frame = WebSocket.Sender.frame(Buffer.from('ok'),
+      { fin: true, mask: true, opcode: 1, readOnly: false, rsv1: false });
+    const list = [frame[0]];
+    let reads = 0;
+    Object.defineProperty(list, 1, {
+      enumerable: true,
+      get: () => (reads++ === 0 ? frame[1] : Buffer.alloc(1 << 20))
+    });
+    assert.throws(() => binding.sendFrame(ws._id, list, 0),
+      /the frame changed while read/);
+    // The connection is still fine.
+    const message = waitFor(peer, 'message');
+    ws._sender.sendFrame(frame);
+    assert.equal(String((await message)[0]), 'ok');
+    dispose(ws);
+  });
+
   it('after the close, the callback gets an error', async function () {
     const ws = new WebSocket(url);
     await waitFor(ws, 'open');
