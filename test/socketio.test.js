@@ -18,6 +18,7 @@
 // the room with that same list.
 
 const assert = require('node:assert/strict');
+const fs = require('fs');
 const http = require('http');
 const Module = require('module');
 const path = require('path');
@@ -27,7 +28,9 @@ const { WebSocket, WebSocketServer, isNative } = require('./helpers/impl');
 
 // Server-side packages that `require('ws')`.
 const SERVER_PACKAGES = ['socket.io', 'engine.io', 'socket.io-adapter'];
-const nodeModules = path.join(__dirname, '..', 'node_modules');
+// Module file names are real paths (node_modules may be a symlink, as in
+// the sanitizer run).
+const nodeModules = fs.realpathSync(path.join(__dirname, '..', 'node_modules'));
 
 function isServerPackageFile(file) {
   return SERVER_PACKAGES.some((name) =>
