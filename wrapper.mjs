@@ -1,7 +1,24 @@
 // ESM entry point, shaped like ws's wrapper.mjs.
 import WebSocket from './index.js';
 
-const { createWebSocketStream, WebSocketServer } = WebSocket;
+const {
+  createWebSocketStream,
+  extension,
+  PerMessageDeflate,
+  Receiver,
+  Sender,
+  subprotocol,
+  WebSocketServer
+} = WebSocket;
 
-export { createWebSocketStream, WebSocket, WebSocketServer };
+export {
+  createWebSocketStream,
+  extension,
+  PerMessageDeflate,
+  Receiver,
+  Sender,
+  subprotocol,
+  WebSocket,
+  WebSocketServer
+};
 export default WebSocket;

@@ -19,6 +19,7 @@ const { binding, C, ensureStarted, register, unregister, retain, release } =
 const { adoptSocket } = require('./adopt');
 const { limitsOf } = require('./limits');
 const pmd = require('./pmd');
+const WebSocketSender = require('./websocket-sender');
 const {
   BINARY_TYPES,
   CLOSE_TIMEOUT,
@@ -314,6 +315,44 @@ class WebSocket extends EventEmitter {
         this._onNativeEvent(...pending[i]);
       }
     }
+  }
+
+  /**
+   * ws's `websocket._sender`, null until the connection opens: socket.io
+   * sends one pre-encoded frame to many sockets through its sendFrame().
+   */
+  get _sender() {
+    if (this._readyState === WebSocket.CONNECTING) return null;
+    if (this._frameSender === undefined) {
+      this._frameSender = new WebSocketSender(this);
+    }
+    return this._frameSender;
+  }
+
+  /**
+   * `_sender.sendFrame`: bytes that are already one complete frame, queued
+   * as they are, in order with send() and counted as it counts. Once the
+   * socket is no longer OPEN, C would drop the frame (nothing may follow
+   * our close frame): `cb` gets the error instead.
+   *
+   * @private
+   */
+  _sendFrame(list, cb) {
+    if (this._blocked !== null) {
+      this._blocked.push(() => this._sendFrame(list, cb));
+      return;
+    }
+    if (this._readyState !== WebSocket.OPEN || this._nativeClosed) {
+      sendAfterClose(this, null, cb);
+      return;
+    }
+    if (this._turnBase < 0) markTurn(this);
+    if (this._sent - Math.min(this._written, this._turnBase) >
+        this._maxBuffered && this._sendBufferFull(cb)) {
+      return;
+    }
+    this._sent += binding.sendFrame(this._id, list, cb ? C.SEND_ACK : 0);
+    if (cb) this._callbacks.push([this._sent, cb]);
   }
 
   ping(data, mask, cb) {

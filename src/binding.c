@@ -1091,6 +1091,69 @@ static napi_value send_fn(napi_env env, napi_callback_info info) {
   return make_number(env, (double)frame_len);
 }
 
+/* sendFrame(id, list, flags) -> bytes queued. `list` holds the pieces of
+ * one complete frame that JS framed itself (ws's Sender.frame, for
+ * socket.io's frame-once broadcast): they are copied as they are into one
+ * record, no header added. Only SEND_ACK of `flags` applies. */
+static napi_value send_frame_fn(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  CHECK(get_args(env, info, 3, argv) == 0 ? napi_ok : napi_generic_failure);
+  wsn_binding_t *b = get_binding(env);
+  if (!usable(env, b)) return NULL;
+  wsn_id_t id = get_id(env, argv[0]);
+  uint32_t flags = (uint32_t)get_double(env, argv[2], 0);
+  uint32_t count = 0;
+  bool is_array = false;
+  if (napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, argv[1], &count) != napi_ok) {
+    napi_throw_type_error(env, NULL, "ws-native: the frame must be an array");
+    return NULL;
+  }
+  /* Two passes: the sizes first (for one allocation), then the copies. An
+   * element getter could run JS and change a piece in between: the second
+   * pass checks every size again. */
+  size_t total = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value v;
+    const uint8_t *p = NULL;
+    size_t n = 0;
+    if (napi_get_element(env, argv[1], i, &v) != napi_ok ||
+        get_bytes(env, v, &p, &n) != 0) {
+      napi_throw_type_error(env, NULL, "ws-native: frame pieces must be bytes");
+      return NULL;
+    }
+    total += n;
+  }
+  if (total == 0) {
+    napi_throw_type_error(env, NULL, "ws-native: the frame is empty");
+    return NULL;
+  }
+  wsn_cmd_t *cmd = wsn_cmd_new(WSN_CMD_SEND, id, total);
+  if (cmd == NULL) return throw_error(env, "ws-native: out of memory");
+  size_t off = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value v;
+    const uint8_t *p = NULL;
+    size_t n = 0;
+    if (napi_get_element(env, argv[1], i, &v) != napi_ok ||
+        get_bytes(env, v, &p, &n) != 0 || n > total - off) {
+      free(cmd);
+      napi_throw_type_error(env, NULL, "ws-native: the frame changed while read");
+      return NULL;
+    }
+    if (n) memcpy(cmd->data + off, p, n);
+    off += n;
+  }
+  if (off != total) {
+    free(cmd);
+    napi_throw_type_error(env, NULL, "ws-native: the frame changed while read");
+    return NULL;
+  }
+  if (flags & SEND_ACK) cmd->flags |= WSN_SEND_WANT_ACK;
+  wsn_loop_push(&b->loop, cmd);
+  return make_number(env, (double)total);
+}
+
 /* close(id, code, reasonBuffer, flags) -> bytes queued. code < 0: empty
  * payload (ws's close() without a code). */
 static napi_value close_fn(napi_env env, napi_callback_info info) {
@@ -1220,6 +1283,7 @@ static napi_value init(napi_env env, napi_value exports) {
       FN("serverSettings", server_settings_fn), FN("accept", accept_fn),
       FN("reject", reject_fn),       FN("connect", connect_fn),
       FN("send", send_fn),           FN("close", close_fn),
+      FN("sendFrame", send_frame_fn),
       FN("terminate", terminate_fn), FN("pause", pause_fn),
       FN("resume", resume_fn),       FN("written", written_fn),
       FN("adopt", adopt_fn),         FN("pmdOffer", pmd_offer_fn),
