@@ -114,7 +114,9 @@ class WebSocket extends EventEmitter {
     this._sent = 0; // frame bytes queued since the socket opened
     this._written = 0; // as last reported by C
     this._bufferedAmount = 0; // bytes "sent" with no socket (ws semantics)
-    this._callbacks = []; // [endOffset, cb], in order
+    this._callbacks = []; // [endOffset, cb, behind, start], in order (_queue)
+    this._destroyed = false; // terminated or closed: nothing more goes out
+    this._closeBytes = 0; // our close frame (see bufferedAmount)
     this._firstFragment = true;
     this._compressEnabled = false; // permessage-deflate agreed
     this._compressThreshold = 0;
@@ -122,7 +124,7 @@ class WebSocket extends EventEmitter {
     this._fragments = null; // frames of a message being received
     this._turnBase = -1; // _sent when this JS turn started sending
     this._blocked = null; // frames waiting behind a Blob being read
-    this._blobBytes = 0; // size of Blobs being read
+    this._blobBytes = 0; // payload of Blobs being read and what waits behind
     this._handshakeTimer = null;
     this._isServer = address === null;
     this._autoPong = true;
@@ -173,7 +175,10 @@ class WebSocket extends EventEmitter {
     // has already written them.
     const acked = this._turnBase >= 0
       ? Math.min(this._written, this._turnBase) : this._written;
-    return this._sent - acked + this._bufferedAmount + this._blobBytes;
+    // ws writes its close frame at once; it is the last frame we send, so
+    // it is the end of what is unwritten, and not counted.
+    const unwritten = Math.max(0, this._sent - acked - this._closeBytes);
+    return unwritten + this._bufferedAmount + this._blobBytes;
   }
 
   get extensions() {
@@ -281,8 +286,9 @@ class WebSocket extends EventEmitter {
       return;
     }
     if (this._nativeClosed) return;
-    this._sent += binding.close(this._id, code, reason,
+    this._closeBytes = binding.close(this._id, code, reason,
       this._isServer ? 0 : C.SEND_MASK);
+    this._sent += this._closeBytes;
     this._closeFrameSent = true;
   }
 
@@ -430,7 +436,16 @@ class WebSocket extends EventEmitter {
   /** @private */
   _queue(data, opcode, flags, cb) {
     if (this._blocked !== null) {
-      this._blocked.push(() => this._queue(data, opcode, flags, cb));
+      // Behind a Blob being read: ws's Sender counts its payload as
+      // buffered meanwhile, and calls its callback with the Blob's error.
+      const n = byteLengthOf(data);
+      this._blobBytes += n;
+      const run = () => {
+        this._blobBytes -= n;
+        this._queue(data, opcode, flags, cb);
+      };
+      run.cb = cb;
+      this._blocked.push(run);
       return;
     }
     if (isBlob(data)) {
@@ -445,9 +460,18 @@ class WebSocket extends EventEmitter {
         this._maxBuffered && this._sendBufferFull(cb)) {
       return;
     }
-    if (cb) flags |= C.SEND_ACK;
+    if (cb) {
+      flags |= C.SEND_ACK;
+      // ws writes a frame at once unless its socket still holds earlier
+      // bytes; only then does the frame wait in the socket's buffer, where
+      // a destroyed socket fails its callback (see settleCallbacks). Bytes
+      // sent before this turn and not yet written mean the same here.
+      if (this._written < this._turnBase) refreshWritten(this);
+    }
+    const behind = this._written < this._turnBase;
+    const start = this._sent;
     this._sent += binding.send(this._id, data, opcode, flags);
-    if (cb) this._callbacks.push([this._sent, cb]);
+    if (cb) this._callbacks.push([this._sent, cb, behind, start]);
   }
 
   /**
@@ -469,6 +493,7 @@ class WebSocket extends EventEmitter {
     err.code = 'WSN_ERR_SEND_BUFFER_FULL';
     if (cb) process.nextTick(cb, err);
     this._readyState = WebSocket.CLOSING;
+    this._destroyed = true;
     if (!this._nativeClosed) binding.terminate(this._id);
     if (!this._errorEmitted) {
       this._errorEmitted = true;
@@ -495,19 +520,29 @@ class WebSocket extends EventEmitter {
       // then queue behind it, in order.
       for (const run of queued) run();
     };
+    // ws's Sender.getBlobData: when the Blob cannot be read, or the socket
+    // was destroyed meanwhile, this callback and those of the frames
+    // queued behind it get the error and those frames are never sent.
+    // Their bytes stay counted in bufferedAmount, as in ws.
+    const fail = (err) => {
+      const queued = this._blocked;
+      this._blocked = null;
+      process.nextTick(() => {
+        if (cb) cb(err);
+        for (const run of queued) if (run.cb) run.cb(err);
+      });
+    };
     blob.arrayBuffer().then((arrayBuffer) => {
+      if (this._destroyed) {
+        fail(new Error('The socket was closed while the blob was being read'));
+        return;
+      }
       finish(() => {
-        if (this._nativeClosed) {
-          const err = new Error('The socket was closed while the blob was being read');
-          if (cb) process.nextTick(cb, err);
-          return;
-        }
         this._queue(Buffer.from(arrayBuffer), opcode, flags, cb);
       });
     }, (err) => {
-      finish(() => {
-        if (cb) process.nextTick(cb, err);
-      });
+      fail(err);
+      process.nextTick(blobFailed, this, err);
     });
   }
 
@@ -519,6 +554,8 @@ class WebSocket extends EventEmitter {
       return;
     }
     this._readyState = WebSocket.CLOSING;
+    this._destroyed = true;
+    settleCallbacks(this, streamDestroyedError);
     if (!this._nativeClosed) binding.terminate(this._id);
   }
 
@@ -652,6 +689,12 @@ class WebSocket extends EventEmitter {
           this._deferred.push([type, payload, a, b, c]);
           return;
         }
+        this._destroyed = true;
+        if (this._readyState === WebSocket.OPEN) {
+          // ws's socketOnClose: CLOSING until 'close'.
+          this._readyState = WebSocket.CLOSING;
+        }
+        settleCallbacks(this, closedWhileSendingError);
         this._written = this._sent; // nothing more will be written
         if (this._res) endBody(this._res);
         if (this._readyState === WebSocket.CONNECTING &&
@@ -823,15 +866,18 @@ function setCloseTimer(websocket) {
   if (websocket._closeTimer !== null) return;
   websocket._closeTimer = setTimeout(() => {
     websocket._closeTimer = null;
+    // ws destroys its socket here, as terminate() does.
+    websocket._destroyed = true;
+    settleCallbacks(websocket, streamDestroyedError);
     if (!websocket._nativeClosed) binding.terminate(websocket._id);
   }, websocket._closeTimeout || CLOSE_TIMEOUT);
 }
 
 function sendAfterClose(websocket, data, cb) {
   if (data) {
-    const length = byteLengthOf(toSendable(data));
-    if (websocket._id !== 0) websocket._sent += length;
-    else websocket._bufferedAmount += length;
+    // Counted for good, as ws adds it to its Sender's buffered bytes (or,
+    // with no socket, to _bufferedAmount): no write will ever take it off.
+    websocket._bufferedAmount += byteLengthOf(toSendable(data));
   }
   if (cb) {
     const err = new Error(
@@ -839,6 +885,66 @@ function sendAfterClose(websocket, data, cb) {
         `(${readyStates[websocket.readyState]})`
     );
     process.nextTick(cb, err);
+  }
+}
+
+function refreshWritten(websocket) {
+  if (websocket._nativeClosed) return;
+  const written = binding.written(websocket._id);
+  if (written > websocket._written) websocket._written = written;
+}
+
+/**
+ * The connection is gone (or going) with send callbacks waiting: they run
+ * before 'close', while readyState is CLOSING, as ws's do when its socket is
+ * destroyed. A frame written, or one ws would have written at once (nothing
+ * older was waiting: see _queue), or the first one being written (ws's write
+ * in progress) succeeds, as Node calls back a destroyed socket's current
+ * write without an error; the frames waiting behind it get `makeError()`.
+ */
+function settleCallbacks(websocket, makeError) {
+  const cbs = websocket._callbacks;
+  if (cbs.length === 0) return;
+  websocket._callbacks = [];
+  refreshWritten(websocket);
+  const written = websocket._written;
+  const done = [];
+  for (const [, cb, behind, start] of cbs) {
+    // Waiting behind older bytes, and not reached by the writer.
+    const err = behind && start > written ? makeError() : null;
+    done.push([cb, err]);
+  }
+  process.nextTick(() => {
+    for (const [cb, err] of done) cb(err);
+  });
+}
+
+/** Node's error for a write to a destroyed stream (ws's after terminate()). */
+function streamDestroyedError() {
+  const err = new Error('Cannot call write after a stream was destroyed');
+  err.code = 'ERR_STREAM_DESTROYED';
+  return err;
+}
+
+function closedWhileSendingError() {
+  return new Error('The socket was closed while data was being sent');
+}
+
+/**
+ * A Blob could not be read: ws's senderOnError. The socket ends (ws lets
+ * the peer finish; here it goes at once) and 'error' is emitted once.
+ */
+function blobFailed(websocket, err) {
+  if (websocket._readyState === WebSocket.CLOSED) return;
+  if (websocket._readyState === WebSocket.OPEN) {
+    websocket._readyState = WebSocket.CLOSING;
+  }
+  websocket._destroyed = true;
+  settleCallbacks(websocket, closedWhileSendingError);
+  if (!websocket._nativeClosed) binding.terminate(websocket._id);
+  if (!websocket._errorEmitted) {
+    websocket._errorEmitted = true;
+    websocket.emit('error', err);
   }
 }
 
