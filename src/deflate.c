@@ -401,7 +401,7 @@ static int normalize(span_t params, int is_server, wsn_pmd_params_t *out,
                is_server) {
       value = WSN_PMD_TRUE;
     } else {
-      /* A bare server_max_window_bits is `+true`, i.e. 1: invalid. */
+      /* A bare server_max_window_bits is `true`, which ws's pattern rejects. */
       value = pm.has_value ? window_bits_value(pm.value) : 0;
       if (value == 0)
         return err_param(err, WSN_PMD_E_INVALID_VALUE, "TypeError", &pm);

@@ -5,7 +5,7 @@
  *  - Node joins repeated headers with ", " (req.headers), so a repeated
  *    Upgrade, Sec-WebSocket-Key, -Version or -Accept can never match what ws
  *    expects, and repeated Sec-WebSocket-Protocol lines form one list.
- *  - Header values reach JS as latin1 strings, which matters for `+value`.
+ *  - Header values reach JS as latin1 strings, trimmed of SP and HTAB.
  */
 #include "handshake.h"
 
