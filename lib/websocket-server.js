@@ -11,6 +11,7 @@
 
 const EventEmitter = require('events');
 const http = require('http');
+const net = require('net');
 const { createHash } = require('crypto');
 const util = require('util');
 
@@ -130,6 +131,9 @@ class WebSocketServer extends EventEmitter {
   _listen(options, callback) {
     const port = Number(options.port);
     if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      // Node's own check, for its RangeError ERR_SOCKET_BAD_PORT and
+      // message (ws's server.listen() throws that one).
+      new net.SocketAddress({ port: options.port });
       throw new RangeError(
         `options.port should be >= 0 and < 65536. Received ${options.port}.`
       );
@@ -252,7 +256,7 @@ class WebSocketServer extends EventEmitter {
 
     const key = req.headers['sec-websocket-key'];
     const upgrade = req.headers.upgrade;
-    const version = +req.headers['sec-websocket-version'];
+    const version = req.headers['sec-websocket-version'];
 
     if (req.method !== 'GET') {
       const message = 'Invalid HTTP method';
@@ -269,7 +273,8 @@ class WebSocketServer extends EventEmitter {
       abortHandshakeOrEmitwsClientError(this, req, socket, 400, message);
       return;
     }
-    if (version !== 13 && version !== 8) {
+    // Exactly '13' or '8', as ws 8.23.1 checks ('013' or '13.0' are not).
+    if (version !== '13' && version !== '8') {
       const message = 'Missing or invalid Sec-WebSocket-Version header';
       abortHandshakeOrEmitwsClientError(this, req, socket, 400, message, {
         'Sec-WebSocket-Version': '13, 8'
@@ -303,7 +308,7 @@ class WebSocketServer extends EventEmitter {
       this.completeUpgrade(agreement || {}, key, protocols, req, socket, head,
         cb);
     };
-    this._verify(req, version, socket.authorized || socket.encrypted, complete,
+    this._verify(req, +version, socket.authorized || socket.encrypted, complete,
       (code, message, headers) => abortHandshake(socket, code, message, headers));
   }
 
@@ -439,6 +444,11 @@ class WebSocketServer extends EventEmitter {
       case C.EV_LISTEN_ERROR: {
         const [syscall, host, port] = payload.toString().split('\0');
         const errno = a | 0;
+        // The listen host's lookup failed (only a lookup gives EAI_*).
+        if (util.getSystemErrorName(errno).startsWith('EAI_')) {
+          this.emit('error', lookupError(errno, host));
+          return;
+        }
         const [code, desc] = util.getSystemErrorMap().get(errno) ||
           [util.getSystemErrorName(errno), 'unknown error'];
         const address = host || (this.options.host == null ? '::' : host);
@@ -627,6 +637,21 @@ function errorResponse(code, message, headers) {
 }
 
 /** Writes ws's error response on a Node socket and closes it. */
+/**
+ * A failed name lookup as Node's dns reports it (an unknown host is
+ * ENOTFOUND; the errno stays).
+ */
+function lookupError(errno, host) {
+  let code = util.getSystemErrorName(errno);
+  if (code === 'EAI_NONAME' || code === 'EAI_NODATA') code = 'ENOTFOUND';
+  const err = new Error(`getaddrinfo ${code} ${host}`);
+  err.errno = errno;
+  err.code = code;
+  err.syscall = 'getaddrinfo';
+  err.hostname = host;
+  return err;
+}
+
 function abortHandshake(socket, code, message, headers) {
   // Another WebSocketServer on the same http server already upgraded this
   // socket (several `{ server, path }` servers): it is not ours to answer.

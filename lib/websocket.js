@@ -5,7 +5,7 @@
 // bufferedAmount, and turns native events into ws's events, in ws's order.
 
 const EventEmitter = require('events');
-const { createHash, randomBytes } = require('crypto');
+const { createHash, randomBytes, X509Certificate } = require('crypto');
 const http = require('http');
 const https = require('https');
 const net = require('net');
@@ -268,9 +268,18 @@ class WebSocket extends EventEmitter {
     } else if (typeof code !== 'number' || !isValidStatusCode(code)) {
       throw new TypeError('First argument must be a valid error code number');
     } else if (data !== undefined && data.length) {
-      reason = typeof data === 'string' ? Buffer.from(data) : toSendable(data);
-      if (byteLengthOf(reason) > 123) {
+      // ws 8.23.1's Sender.close: Buffer.byteLength first (which throws
+      // Node's ERR_INVALID_ARG_TYPE for an array or array-like), then the
+      // bound, then only a string or a Uint8Array.
+      if (Buffer.byteLength(data) > 123) {
         throw new RangeError('The message must not be greater than 123 bytes');
+      }
+      if (typeof data === 'string') {
+        reason = Buffer.from(data);
+      } else if (util.types.isUint8Array(data)) {
+        reason = toSendable(data);
+      } else {
+        throw new TypeError('Second argument must be a string or a Uint8Array');
       }
     }
     this._readyState = WebSocket.CLOSING;
@@ -592,6 +601,13 @@ class WebSocket extends EventEmitter {
 
   /** @private */
   _handleEvent(type, payload, a, b, c) {
+    // A failed handshake ends the connection there (ws destroys the
+    // socket): frames C had read after the 101 are not this WebSocket's,
+    // and its close is 1006, not a close frame the server sent next.
+    if (this._aborted && type !== C.EV_CLOSED && type !== C.EV_DATA &&
+        type !== C.EV_WRITTEN) {
+      return;
+    }
     switch (type) {
       case C.EV_MESSAGE: {
         if (this._readyState !== WebSocket.OPEN &&
@@ -1479,13 +1495,30 @@ function requestWithC(websocket, opts, isSecure) {
   // once a 'redirect' listener had its say; it may have closed the socket.
   if (websocket._readyState !== WebSocket.CONNECTING || req.destroyed) return;
 
+  let tlsOptions;
+  if (isSecure) {
+    try {
+      tlsOptions = tlsArgs(opts);
+      websocket._hop.tlsHost = tlsOptions[2];
+    } catch (err) {
+      // Bad TLS options (a key or certificate that does not parse): Node's
+      // tls.connect fails inside ws's request, which reports it as the
+      // request's 'error', after the constructor (or 'redirect') returned.
+      process.nextTick(() => {
+        if (websocket._req !== req || req[kAborted]) return;
+        websocket._req = null;
+        emitErrorAndClose(websocket, err);
+      });
+      return;
+    }
+  }
   const head = req._head();
   ensureStarted();
   const id = binding.connect(opts.host, Number(opts.port), websocket._hop.key,
     head, opts.maxPayload,
     clientFlags(opts, C.CONN_NO_AUTO_PONG, C.CONN_SKIP_UTF8),
     websocket._hop.pmdOffer || undefined,
-    isSecure ? tlsArgs(opts) : undefined, limitsOf(opts));
+    tlsOptions, limitsOf(opts));
   websocket._id = id;
   register(id, websocket);
   retain();
@@ -1660,7 +1693,16 @@ function redirect(websocket, location) {
     emitErrorAndClose(websocket, new SyntaxError(`Invalid URL: ${location}`));
     return;
   }
-  initAsClient(websocket, url, hop.protocols, hop.options);
+  try {
+    initAsClient(websocket, url, hop.protocols, hop.options);
+  } catch (err) {
+    // As ws: the next request is made in an event of the last one, where
+    // a throw could not be caught; it becomes the WebSocket's error.
+    if (websocket._readyState === WebSocket.CONNECTING) {
+      stopAttempt(websocket, true);
+      emitErrorAndClose(websocket, err);
+    }
+  }
 }
 
 /**
@@ -1726,7 +1768,12 @@ function makeResponse(head, body, open, websocket) {
       headers[lower] += ', ' + value;
     }
   }
-  const res = new Readable({ read: readBody, destroy: destroyBody });
+  // An http.IncomingMessage, as ws's events give (code checks with
+  // instanceof); its body is read from C instead of a socket.
+  const res = new http.IncomingMessage(null);
+  res._read = readBody;
+  res._destroy = destroyBody;
+  res._readableState.readingMore = false;
   // The C connection the body comes from; kept by id, since a redirect
   // gives the WebSocket another one.
   res._websocket = open ? websocket : null;
@@ -1737,6 +1784,8 @@ function makeResponse(head, body, open, websocket) {
   res.statusCode = Number(status[3]);
   res.statusMessage = status[4] || '';
   res.httpVersion = status[1] ? `${status[1]}.${status[2]}` : '1.1';
+  res.httpVersionMajor = status[1] ? Number(status[1]) : 1;
+  res.httpVersionMinor = status[2] ? Number(status[2]) : 1;
   res.headers = headers;
   res.rawHeaders = rawHeaders;
   res._chunked = null;
@@ -1896,6 +1945,29 @@ function endBody(res) {
 }
 
 /**
+ * Node's parse error for an answer that does not start "HTTP/" (what
+ * Node's parser reports at the first wrong byte, after skipping CRs and
+ * LFs), or null when the bytes start like HTTP.
+ */
+function notHttpError(bytes) {
+  let i = 0;
+  while (i < bytes.length && (bytes[i] === 13 || bytes[i] === 10)) i++;
+  const start = i;
+  while (i < bytes.length && i - start < 5 &&
+         bytes[i] === 'HTTP/'.charCodeAt(i - start)) {
+    i++;
+  }
+  if (i - start === 5 || i === bytes.length) return null;
+  const reason = 'Expected HTTP/, RTSP/ or ICE/';
+  const err = new Error(`Parse Error: ${reason}`);
+  err.bytesParsed = i;
+  err.code = 'HPE_INVALID_CONSTANT';
+  err.reason = reason;
+  err.rawPacket = Buffer.from(bytes);
+  return err;
+}
+
+/**
  * The C client's handshake result: the response head (and the first body
  * bytes) with what C found (C.HS_*).
  */
@@ -1904,7 +1976,15 @@ function onOpen(websocket, payload, result, headLen) {
     return;
   }
   if (result === C.HS_BAD_RESPONSE) {
-    abortHandshake(websocket, 'Parse Error: Invalid HTTP response');
+    const err = notHttpError(payload);
+    if (err === null) {
+      abortHandshake(websocket, 'Parse Error: Invalid HTTP response');
+    } else {
+      websocket._readyState = WebSocket.CLOSING;
+      websocket._aborted = true;
+      stopAttempt(websocket);
+      process.nextTick(emitErrorAndClose, websocket, err);
+    }
     return;
   }
   const unexpected = result === C.HS_NOT_101;
@@ -1956,9 +2036,32 @@ function onTlsError(websocket, payload) {
   if (websocket._aborted || websocket._readyState !== WebSocket.CONNECTING) {
     return;
   }
-  const [code, message] = payload.toString().split('\0');
+  // code NUL message [NUL DER of the peer certificate]
+  const first = payload.indexOf(0);
+  const second = payload.indexOf(0, first + 1);
+  const code = payload.toString('utf8', 0, first);
+  const message = payload.toString('utf8', first + 1,
+    second === -1 ? payload.length : second);
   const err = new Error(message);
   if (code) err.code = code;
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    // What Node's checkServerIdentity puts on its error.
+    const prefix = 'Hostname/IP does not match certificate\'s altnames: ';
+    err.reason = message.startsWith(prefix)
+      ? message.slice(prefix.length) : message;
+    err.host = websocket._hop.tlsHost;
+    if (second !== -1) {
+      try {
+        const x509 = new X509Certificate(payload.subarray(second + 1));
+        err.cert = x509.toLegacyObject();
+        // Node links a self-signed certificate to itself; the rest of a
+        // chain is not known here.
+        if (x509.checkIssued(x509)) err.cert.issuerCertificate = err.cert;
+      } catch {
+        // Not parsable here: the error goes without it.
+      }
+    }
+  }
   clearTimeout(websocket._handshakeTimer);
   websocket._aborted = true;
   emitErrorAndClose(websocket, err);
@@ -1973,9 +2076,11 @@ function onSocketError(websocket, payload, errno) {
   }
   const [syscall, host, port] = payload.toString().split('\0');
   errno |= 0;
-  const code = util.getSystemErrorName(errno);
+  let code = util.getSystemErrorName(errno);
   let err;
   if (syscall === 'getaddrinfo') {
+    // Node's dns names an unknown host ENOTFOUND (the errno stays).
+    if (code === 'EAI_NONAME' || code === 'EAI_NODATA') code = 'ENOTFOUND';
     err = new Error(`getaddrinfo ${code} ${host}`);
     err.errno = errno;
     err.code = code;

@@ -172,6 +172,18 @@ static void post_tls_error(wsn_conn_t *c) {
   char text[1024];
   size_t n = code_and_message(text, sizeof(text), e ? e->code : NULL,
                               e && e->message ? e->message : "TLS error");
+  if (e && e->cert_der && n + 1 < sizeof(text)) {
+    /* code NUL message NUL DER: the peer certificate of a name mismatch,
+     * for the `cert` of Node's error. */
+    wsn_buf_t b = {0};
+    if (wsn_buf_append(&b, text, n + 1) == 0 &&
+        wsn_buf_append(&b, e->cert_der, e->cert_der_len) == 0) {
+      conn_post(c, WSN_EV_TLS_ERROR, b.base, b.len);
+      wsn_buf_free(&b);
+      return;
+    }
+    wsn_buf_free(&b);
+  }
   conn_post(c, WSN_EV_TLS_ERROR, text, n);
 }
 
@@ -967,6 +979,8 @@ static void client_handshake(wsn_conn_t *c, const uint8_t *data, size_t n) {
   /* For an unexpected response, whatever body bytes came with the head are
    * passed on too. */
   size_t post_len = result == WSN_HS_NOT_101 ? c->hs.len : head_len;
+  /* A response that is not HTTP: JS words Node's parse error from it. */
+  if (result == WSN_HS_BAD_RESPONSE) post_len = c->hs.len;
   wsn_event_t *ev = conn_post(c, WSN_EV_OPEN, c->hs.base, post_len);
   if (ev) {
     ev->a = result;
@@ -1118,8 +1132,22 @@ size_t wsn_conn_expire_handshakes(wsn_loop_t *l, uint64_t now) {
 
 static void post_socket_error(wsn_conn_t *c, int err, const char *syscall) {
   char buf[512];
-  int n = snprintf(buf, sizeof(buf), "%s%c%s%c%u", syscall, 0,
-                   c->host ? c->host : "", 0, c->port);
+  const char *host = c->host ? c->host : "";
+  /* A connect error names the address tried, as Node's does (for a name:
+   * the last one the lookup gave, the one whose failure is reported). */
+  char ip[64];
+  if (c->addrs && strcmp(syscall, "connect") == 0) {
+    const struct addrinfo *ai = c->addrs;
+    while (ai->ai_next && ai->ai_next != c->next_addr) ai = ai->ai_next;
+    if (ai->ai_family == AF_INET6
+            ? uv_ip6_name((const struct sockaddr_in6 *)ai->ai_addr, ip,
+                          sizeof(ip)) == 0
+            : uv_ip4_name((const struct sockaddr_in *)ai->ai_addr, ip,
+                          sizeof(ip)) == 0)
+      host = ip;
+  }
+  int n = snprintf(buf, sizeof(buf), "%s%c%s%c%u", syscall, 0, host, 0,
+                   c->port);
   if (n < 0) return;
   if ((size_t)n >= sizeof(buf)) n = sizeof(buf) - 1;
   wsn_event_t *ev = conn_post(c, WSN_EV_SOCKET_ERROR, buf, (size_t)n);

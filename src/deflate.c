@@ -230,115 +230,31 @@ static int param_id(span_t name) {
   return -1;
 }
 
-/* ---- JS `+value` for window bits ------------------------------------------------ */
-
-/*
- * ws converts a window bits value with `+value` and keeps it if
- * Number.isInteger and 8..15. So "10", "010", "+10", "10.0", "1e1", ".1e2",
- * "0xa", "0o12" and "0b1010" all mean 10, and so does any decimal that
- * rounds to 10 as a double, e.g. "10.0000000000000008". This follows
- * ECMAScript's StringToNumber grammar (no whitespace can occur in a token)
- * and decides the rounding exactly: in [8, 16) doubles are 2^-49 apart, so
- * x rounds to the integer n iff |x - n| <= 2^-50 (a tie goes to n, whose
- * significand is even); just below 8 they are 2^-50 apart, so x rounds to
- * 8 iff 8 - x <= 2^-51. Returns n (8..15), or 0.
- */
-static const char FRAC_2_50[] = /* 2^-50 */
-    "00000000000000088817841970012523233890533447265625";
-static const char FRAC_1_2_50[] = /* 1 - 2^-50 */
-    "99999999999999911182158029987476766109466552734375";
-static const char FRAC_1_2_51[] = /* 1 - 2^-51 */
-    "999999999999999555910790149937383830547332763671875";
-
-typedef struct {
-  span_t a, b; /* the digits are a then b (integer part, fraction part) */
-  size_t skip; /* leading zeros dropped */
-  size_t n;    /* digits left */
-} digits_t;
-
-static char digit_at(const digits_t *d, size_t k) {
-  if (k >= d->n) return '0';
-  k += d->skip;
-  return k < d->a.n ? d->a.p[k] : d->b.p[k - d->a.n];
-}
-
-/* Compares the digits from position `from` on, read as a fraction, with
- * the fraction c. */
-static int frac_cmp(const digits_t *d, size_t from, const char *c) {
-  size_t cn = strlen(c);
-  size_t len = d->n > from ? d->n - from : 0;
-  if (cn > len) len = cn;
-  for (size_t k = 0; k < len; k++) {
-    char x = digit_at(d, from + k), y = k < cn ? c[k] : '0';
-    if (x != y) return x < y ? -1 : 1;
-  }
-  return 0;
-}
+/* ---- window bits values ------------------------------------------------------ */
 
 static int is_digit(char ch) { return ch >= '0' && ch <= '9'; }
 
-static int js_window_bits(const char *s, size_t n) {
-  size_t i = 0;
-  if (n >= 2 && s[0] == '0' && strchr("xXoObB", s[1]) != NULL) {
-    unsigned base = (s[1] | 0x20) == 'x' ? 16 : (s[1] | 0x20) == 'o' ? 8 : 2;
-    unsigned v = 0;
-    if (n == 2) return 0;
-    for (i = 2; i < n; i++) {
-      int ch = s[i] | 0x20;
-      unsigned dv = is_digit(s[i]) ? (unsigned)(s[i] - '0')
-                    : (ch >= 'a' && ch <= 'f') ? (unsigned)(ch - 'a' + 10)
-                                               : 99;
-      if (dv >= base) return 0;
-      v = v * base + dv;
-      if (v > 15) return 0; /* only grows; NaN or not, it is out of range */
-    }
-    return v >= 8 ? (int)v : 0;
-  }
-  if (i < n && s[i] == '+') i++;
-  else if (i < n && s[i] == '-') return 0; /* negative, -0 or NaN */
-  digits_t d = {{s + i, 0}, {NULL, 0}, 0, 0};
-  while (i < n && is_digit(s[i])) i++, d.a.n++;
-  if (i < n && s[i] == '.') {
-    d.b.p = s + ++i;
-    while (i < n && is_digit(s[i])) i++, d.b.n++;
-  }
-  if (d.a.n + d.b.n == 0) return 0; /* "Infinity", "." and the like */
-  long exp = 0;
-  if (i < n && (s[i] | 0x20) == 'e') {
-    int neg = 0;
-    size_t first;
-    if (++i < n && (s[i] == '+' || s[i] == '-')) neg = s[i++] == '-';
-    for (first = i; i < n && is_digit(s[i]); i++)
-      if (exp < 1000000) exp = exp * 10 + (s[i] - '0');
-    if (i == first) return 0;
-    if (neg) exp = -exp;
-  }
-  if (i != n) return 0;
-  /* value = 0.D * 10^point, D without its leading zeros */
-  size_t total = d.a.n + d.b.n;
-  long point = (long)d.a.n + exp;
-  d.n = total;
-  while (d.n && digit_at(&d, 0) == '0') d.skip++, d.n--, point--;
-  if (d.n == 0 || point < 1 || point > 2) return 0; /* 0, < 1 or >= 100 */
-  int ip = 0;
-  for (long k = 0; k < point; k++) ip = ip * 10 + (digit_at(&d, (size_t)k) - '0');
-  if (ip >= 8 && ip <= 15 && frac_cmp(&d, (size_t)point, FRAC_2_50) <= 0)
-    return ip;
-  if (ip >= 7 && ip <= 14 &&
-      frac_cmp(&d, (size_t)point, ip == 7 ? FRAC_1_2_51 : FRAC_1_2_50) >= 0)
-    return ip + 1;
+/*
+ * ws 8.23.1 accepts a window bits value only if it matches
+ * /^(?:[89]|1[0-5])$/ (so "010", "+10", "10.0" or "0xa" are invalid, as
+ * they are there). Returns 8..15, or 0.
+ */
+static int window_bits_literal(const char *s, size_t n) {
+  if (n == 1 && (s[0] == '8' || s[0] == '9')) return s[0] - '0';
+  if (n == 2 && s[0] == '1' && s[1] >= '0' && s[1] <= '5')
+    return 10 + (s[1] - '0');
   return 0;
 }
 
 /* Window bits of a value that may hold escaping backslashes. */
 static int window_bits_value(span_t v) {
-  if (memchr(v.p, '\\', v.n) == NULL) return js_window_bits(v.p, v.n);
+  if (memchr(v.p, '\\', v.n) == NULL) return window_bits_literal(v.p, v.n);
   char *tmp = malloc(v.n);
   if (tmp == NULL) return 0; /* cannot happen for a header-sized value */
   size_t k = 0;
   for (size_t i = 0; i < v.n; i++)
     if (v.p[i] != '\\') tmp[k++] = v.p[i];
-  int r = js_window_bits(tmp, k);
+  int r = window_bits_literal(tmp, k);
   free(tmp);
   return r;
 }
@@ -485,7 +401,7 @@ static int normalize(span_t params, int is_server, wsn_pmd_params_t *out,
                is_server) {
       value = WSN_PMD_TRUE;
     } else {
-      /* A bare server_max_window_bits is `+true`, i.e. 1: invalid. */
+      /* A bare server_max_window_bits is `true`, which ws's pattern rejects. */
       value = pm.has_value ? window_bits_value(pm.value) : 0;
       if (value == 0)
         return err_param(err, WSN_PMD_E_INVALID_VALUE, "TypeError", &pm);

@@ -5,7 +5,7 @@
  *  - Node joins repeated headers with ", " (req.headers), so a repeated
  *    Upgrade, Sec-WebSocket-Key, -Version or -Accept can never match what ws
  *    expects, and repeated Sec-WebSocket-Protocol lines form one list.
- *  - Header values reach JS as latin1 strings, which matters for `+value`.
+ *  - Header values reach JS as latin1 strings, trimmed of SP and HTAB.
  */
 #include "handshake.h"
 
@@ -83,131 +83,13 @@ static int valid_key(const char *s, size_t n) {
   return s[22] == '=' && s[23] == '=';
 }
 
-/* ---- `+value` for Sec-WebSocket-Version ---------------------------------- */
+/* ---- Sec-WebSocket-Version ----------------------------------------------- */
 
-/* JS StrWhiteSpaceChar restricted to latin1 (one byte per char). */
-static int is_js_space(unsigned char c) {
-  return (c >= 0x09 && c <= 0x0d) || c == 0x20 || c == 0xa0;
-}
-
-/*
- * Exact decimal bounds of the doubles-rounding intervals: a decimal literal
- * converts to 13 iff it lies in [13 - 2^-50, 13 + 2^-50] and to 8 iff it
- * lies in [8 - 2^-51, 8 + 2^-50] (ties go to the even 13 and 8; below 8 the
- * ulp halves). Written as significant digits only: 13 bounds have decimal
- * exponent 2 (0.13e2), 8 bounds exponent 1.
- */
-static const char lo13[] = "1299999999999999911182158029987476766109466552734375";
-static const char hi13[] = "1300000000000000088817841970012523233890533447265625";
-static const char lo8[] = "7999999999999999555910790149937383830547332763671875";
-static const char hi8[] = "800000000000000088817841970012523233890533447265625";
-
-/* Compares the digits of s[j..end) (skipping the '.') with `bound`, both read
- * as fractions 0.d1d2... so missing digits count as zeros. */
-static int cmp_digits(const char *s, size_t j, size_t end, const char *bound) {
-  size_t b = 0, blen = strlen(bound);
-  for (;;) {
-    while (j < end && s[j] == '.') j++;
-    int have = j < end, bhave = b < blen;
-    if (!have && !bhave) return 0;
-    char c = have ? s[j] : '0', d = bhave ? bound[b] : '0';
-    if (c != d) return c < d ? -1 : 1;
-    if (have) j++;
-    if (bhave) b++;
-  }
-}
-
-static int digit_value(unsigned char c, int base) {
-  int d;
-  if (c >= '0' && c <= '9') d = c - '0';
-  else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') d = (c | 0x20) - 'a' + 10;
-  else return -1;
-  return d < base ? d : -1;
-}
-
-/*
- * Returns 13 or 8 when JS's `+value` is exactly that number, else 0. Follows
- * ECMAScript StringToNumber: trimmed whitespace, "0x"/"0o"/"0b" integers
- * (no sign), or an optionally signed decimal with optional fraction and
- * exponent; anything else is NaN. Decimals are compared exactly against the
- * rounding bounds above rather than converted, so no precision is lost.
- */
-static int js_version_number(const char *s, size_t n) {
-  size_t i = 0;
-  while (i < n && is_js_space((unsigned char)s[i])) i++;
-  while (n > i && is_js_space((unsigned char)s[n - 1])) n--;
-  if (i == n) return 0; /* "" -> 0 */
-
-  if (n - i > 2 && s[i] == '0') {
-    int base = 0;
-    switch (s[i + 1] | 0x20) {
-    case 'x': base = 16; break;
-    case 'o': base = 8; break;
-    case 'b': base = 2; break;
-    default: break;
-    }
-    if (base != 0) {
-      unsigned v = 0;
-      for (size_t k = i + 2; k < n; k++) {
-        int d = digit_value((unsigned char)s[k], base);
-        if (d < 0) return 0;
-        if (v < 1000) v = v * (unsigned)base + (unsigned)d; /* else: big */
-      }
-      return (v == 13 || v == 8) ? (int)v : 0;
-    }
-  }
-
-  if (s[i] == '-') return 0; /* NaN or negative: neither is 13 or 8 */
-  if (s[i] == '+') i++;
-
-  size_t int_start = i;
-  while (i < n && s[i] >= '0' && s[i] <= '9') i++;
-  size_t int_end = i;
-  size_t frac_start = i, frac_end = i;
-  if (i < n && s[i] == '.') {
-    frac_start = ++i;
-    while (i < n && s[i] >= '0' && s[i] <= '9') i++;
-    frac_end = i;
-  }
-  size_t mant_end = i;
-  if (int_end == int_start && frac_end == frac_start) return 0; /* no digit */
-
-  long long exp = 0;
-  if (i < n && (s[i] | 0x20) == 'e') {
-    i++;
-    int neg = 0;
-    if (i < n && (s[i] == '+' || s[i] == '-')) neg = s[i++] == '-';
-    size_t exp_start = i;
-    while (i < n && s[i] >= '0' && s[i] <= '9') {
-      /* Saturate: anything this far out is nowhere near 13 or 8. */
-      if (exp < 1000000000LL) exp = exp * 10 + (s[i] - '0');
-      i++;
-    }
-    if (i == exp_start) return 0;
-    if (neg) exp = -exp;
-  }
-  if (i != n) return 0; /* trailing garbage, "Infinity" etc. */
-
-  /* Normalise to 0.D x 10^k with D starting at the first nonzero digit. */
-  size_t j = int_start;
-  while (j < int_end && s[j] == '0') j++;
-  long long k;
-  if (j < int_end) {
-    k = (long long)(int_end - j);
-  } else {
-    j = frac_start;
-    while (j < frac_end && s[j] == '0') j++;
-    if (j == frac_end) return 0; /* zero */
-    k = -(long long)(j - frac_start);
-  }
-  k += exp;
-
-  if (k == 2 && cmp_digits(s, j, mant_end, lo13) >= 0 &&
-      cmp_digits(s, j, mant_end, hi13) <= 0)
-    return 13;
-  if (k == 1 && cmp_digits(s, j, mant_end, lo8) >= 0 &&
-      cmp_digits(s, j, mant_end, hi8) <= 0)
-    return 8;
+/* ws 8.23.1 compares the (OWS-trimmed) value with '13' and '8' exactly:
+ * "013", "13.0" or "0xd" are invalid. Returns 13 or 8, else 0. */
+static int version_number(const char *s, size_t n) {
+  if (n == 2 && s[0] == '1' && s[1] == '3') return 13;
+  if (n == 1 && s[0] == '8') return 8;
   return 0;
 }
 
@@ -439,9 +321,9 @@ void wsn_handshake_check_request(const wsn_http_head_t *req,
   out->key = key->value;
   out->key_len = key->value_len;
 
-  /* Missing is `+undefined`, NaN; repeated is "13, 13", also NaN. */
+  /* Missing, or repeated (Node joins the lines: "13, 13"), is invalid. */
   const wsn_http_header_t *version = single(req, "sec-websocket-version");
-  int v = version ? js_version_number(version->value, version->value_len) : 0;
+  int v = version ? version_number(version->value, version->value_len) : 0;
   if (v == 0) {
     reject(out, 400, "Missing or invalid Sec-WebSocket-Version header");
     out->extra_header = "Sec-WebSocket-Version: 13, 8";

@@ -196,6 +196,13 @@ int wsn_http_parse_request(const char *buf, size_t len, size_t prev_len,
 
 int wsn_http_parse_response(const char *buf, size_t len, size_t prev_len,
                             wsn_http_head_t *out) {
+  /* Something that cannot become "HTTP/" fails at once, as Node's parser
+   * stops at the first wrong byte (after the CRs and LFs it skips): a peer
+   * that is not an HTTP server may never send an end of head. */
+  size_t lead = 0;
+  while (lead < len && (buf[lead] == '\r' || buf[lead] == '\n')) lead++;
+  size_t have = len - lead < 5 ? len - lead : 5;
+  if (memcmp(buf + lead, "HTTP/", have) != 0) return WSN_HTTP_E_BAD;
   size_t end = 0;
   int r = find_head_end(buf, len, prev_len, &end);
   if (r != 0) return r;

@@ -64,6 +64,9 @@ void wsn_tls_error_clear(wsn_tls_error_t *err) {
   free(err->message);
   err->message = NULL;
   err->code[0] = '\0';
+  OPENSSL_free(err->cert_der);
+  err->cert_der = NULL;
+  err->cert_der_len = 0;
 }
 
 static char *dup_n(const char *p, size_t n) {
@@ -409,6 +412,8 @@ wsn_tls_ctx_t *wsn_tls_ctx_new(const wsn_tls_ctx_options_t *o,
                                wsn_tls_error_t *err) {
   err->code[0] = '\0';
   err->message = NULL;
+  err->cert_der = NULL;
+  err->cert_der_len = 0;
   ERR_clear_error();
   wsn_tls_ctx_t *c = calloc(1, sizeof(*c));
   if (c == NULL) goto oom;
@@ -723,9 +728,20 @@ static int cert_verify_cb(X509_STORE_CTX *x, void *arg) {
     error_set_str(err, code, message);
     X509_STORE_CTX_set_error(x, s->chain_err);
   } else {
+    X509 *cert = X509_STORE_CTX_get0_cert(x);
     error_set(err, "ERR_TLS_CERT_ALTNAME_INVALID",
-              altname_message(s->host ? s->host : "", s->host_is_ip,
-                              X509_STORE_CTX_get0_cert(x)));
+              altname_message(s->host ? s->host : "", s->host_is_ip, cert));
+    /* Node's error carries the certificate: JS rebuilds it from the DER
+     * (without it, the error just has no `cert`). */
+    OPENSSL_free(err->cert_der);
+    err->cert_der = NULL;
+    err->cert_der_len = 0;
+    unsigned char *der = NULL;
+    int der_len = i2d_X509(cert, &der);
+    if (der_len > 0) {
+      err->cert_der = der;
+      err->cert_der_len = (size_t)der_len;
+    }
     X509_STORE_CTX_set_error(x, s->host_is_ip ? X509_V_ERR_IP_ADDRESS_MISMATCH
                                               : X509_V_ERR_HOSTNAME_MISMATCH);
   }

@@ -65,6 +65,10 @@ typedef struct wsn_tls_session_s wsn_tls_session_t;
 typedef struct {
   char code[96];
   char *message;
+  /* ERR_TLS_CERT_ALTNAME_INVALID only: the peer certificate (DER,
+   * malloc'd), for the `cert` Node's error carries; else NULL. */
+  unsigned char *cert_der;
+  size_t cert_der_len;
 } wsn_tls_error_t;
 
 /* Frees err->message and empties err. */

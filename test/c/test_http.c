@@ -240,6 +240,19 @@ TEST(bare_lf_reported_before_head_completes) {
   ASSERT_EQ(req("GET / HTTP/1.1\r\nHost: x\r"), WSN_HTTP_INCOMPLETE);
 }
 
+/* A peer that does not answer HTTP fails as soon as its first bytes show
+ * it, as Node's parser does (HPE_INVALID_CONSTANT), not when a head ends. */
+TEST(response_not_http_fails_before_head_end) {
+  ASSERT_EQ(res("foo\r\n"), WSN_HTTP_E_BAD);
+  ASSERT_EQ(res("f"), WSN_HTTP_E_BAD);
+  ASSERT_EQ(res("HTTX"), WSN_HTTP_E_BAD);
+  ASSERT_EQ(res("\r\nfoo"), WSN_HTTP_E_BAD);
+  ASSERT_EQ(res("H"), WSN_HTTP_INCOMPLETE);
+  ASSERT_EQ(res("HTTP/"), WSN_HTTP_INCOMPLETE);
+  ASSERT_EQ(res("\r\nHTT"), WSN_HTTP_INCOMPLETE);
+  ASSERT_EQ(res("HTTP/1.1 101 OK\r\n"), WSN_HTTP_INCOMPLETE);
+}
+
 TEST(prev_len_past_len_is_harmless) {
   ASSERT_EQ(wsn_http_parse_request(upgrade_req, 10, 50, &H),
             WSN_HTTP_INCOMPLETE);
