@@ -530,7 +530,7 @@ class WebSocketServer extends EventEmitter {
     const ws = new this.options.WebSocket(null, undefined, this.options);
     ws._closeTimeout = this.options.closeTimeout;
     if (agreement) pmd.applyAgreement(ws, agreement.params, agreement.options, true);
-    ws._attach(connId, protocol);
+    ws._attach(connId, protocol, info);
     this._track(ws);
     this.emit('connection', ws, req || makeRequest(info));
   }

@@ -18,6 +18,7 @@ const { binding, C, ensureStarted, register, unregister, retain, release } =
   require('./native');
 const { adoptSocket } = require('./adopt');
 const { limitsOf } = require('./limits');
+const { NativeSocket, parseAddresses } = require('./socket');
 const pmd = require('./pmd');
 const {
   BINARY_TYPES,
@@ -200,10 +201,12 @@ class WebSocket extends EventEmitter {
    *
    * @private
    */
-  _attach(id, protocol) {
+  _attach(id, protocol, info) {
     this._id = id;
     this._protocol = protocol;
     this._readyState = WebSocket.OPEN;
+    // A socket the loop accepted itself (handleUpgrade set Node's already).
+    if (this._socket === undefined) this._socket = new NativeSocket(this, info);
     register(id, this);
     retain();
     this._live = true;
@@ -231,6 +234,7 @@ class WebSocket extends EventEmitter {
       this._live = false;
       release();
     }
+    if (this._socket instanceof NativeSocket) this._socket._closed();
     const cbs = this._callbacks;
     this._callbacks = [];
     if (cbs.length) {
@@ -404,9 +408,16 @@ class WebSocket extends EventEmitter {
         this._maxBuffered && this._sendBufferFull(cb)) {
       return;
     }
-    if (cb) flags |= C.SEND_ACK;
+    // ws._socket's writableNeedDrain and 'drain' (lib/socket.js): C
+    // reports the sends that cross its high-water mark, and those after.
+    const sock = this._socket instanceof NativeSocket &&
+      this._socket._wantAck(typeof data === 'string'
+        ? data.length * 3 : data.byteLength) ? this._socket : null;
+    if (cb || sock !== null) flags |= C.SEND_ACK;
     this._sent += binding.send(this._id, data, opcode, flags);
     if (cb) this._callbacks.push([this._sent, cb]);
+    if (sock !== null) sock._afterSend();
+    if (this._socket instanceof NativeSocket) this._socket._active();
   }
 
   /**
@@ -487,6 +498,7 @@ class WebSocket extends EventEmitter {
    * @private
    */
   _onNativeEvent(type, payload, a, b, c) {
+    if (this._socket instanceof NativeSocket) this._socket._active();
     if (this._deferred !== null && type !== C.EV_WRITTEN) {
       // Behind an event deferred by allowSynchronousEvents: false.
       this._deferred.push([type, payload, a, b, c]);
@@ -544,6 +556,7 @@ class WebSocket extends EventEmitter {
       case C.EV_WRITTEN:
         if (c > this._written) this._written = c;
         this._runCallbacks();
+        if (this._socket instanceof NativeSocket) this._socket._onWritten();
         return;
       case C.EV_CLOSE_FRAME:
         this._closeFrameReceived = true;
@@ -563,6 +576,9 @@ class WebSocket extends EventEmitter {
         this.emit('error', frameError(a, b, payload));
         return;
       }
+      case C.EV_ADDRESS:
+        this._addresses = parseAddresses(payload);
+        return;
       case C.EV_OPEN:
         onOpen(this, payload, a, b);
         return;
@@ -1780,6 +1796,7 @@ function onOpen(websocket, payload, result, headLen) {
   }
   clearTimeout(websocket._handshakeTimer);
   websocket._handshakeTimer = null;
+  websocket._socket = new NativeSocket(websocket, websocket._addresses);
   websocket._readyState = WebSocket.OPEN;
   websocket.emit('open');
 }

@@ -1,0 +1,305 @@
+'use strict';
+
+// ws._socket for connections whose socket the I/O loop owns (C clients and
+// `{ port }` servers): the part of a net.Socket that third-party code uses
+// on ws's socket (addresses, setKeepAlive, setNoDelay, setTimeout,
+// ref/unref, writableNeedDrain and 'drain'), backed by the C socket.
+// Connections that Node accepted (`{ server }`, handleUpgrade) keep Node's
+// own socket object instead.
+
+const EventEmitter = require('events');
+
+const { binding, C, retain, release } = require('./native');
+
+// net.Socket's default writableHighWaterMark.
+const HIGH_WATER_MARK = 16 * 1024;
+// Largest frame header (with a mask): a send's frame is at most this much
+// larger than its payload.
+const MAX_HEADER = 14;
+
+/**
+ * C's address fields ("addr\0port\0family\0" for the remote side, then the
+ * local side) as net.Socket names them.
+ *
+ * @param {Buffer} payload
+ * @return {Object}
+ */
+function parseAddresses(payload) {
+  const f = payload.toString('latin1').split('\0');
+  return {
+    remoteAddress: f[0],
+    remotePort: Number(f[1]),
+    remoteFamily: f[2],
+    localAddress: f[3],
+    localPort: Number(f[4]),
+    localFamily: f[5]
+  };
+}
+
+class NativeSocket extends EventEmitter {
+  /**
+   * @param {WebSocket} websocket Its connection (open, with an id)
+   * @param {Object} [info] Addresses (parseAddresses' shape)
+   */
+  constructor(websocket, info) {
+    super();
+    info = info || {};
+    this._ws = websocket;
+    // As a net.Socket's getters: undefined when unknown.
+    this.remoteAddress = info.remoteAddress || undefined;
+    this.remotePort = info.remotePort || undefined;
+    this.remoteFamily = info.remoteFamily || undefined;
+    this.localAddress = info.localAddress || undefined;
+    this.localPort = info.localPort || undefined;
+    this.localFamily = info.localFamily || undefined;
+    this.connecting = false;
+    this.pending = false;
+    this.writableHighWaterMark = HIGH_WATER_MARK;
+    this._needDrain = false;
+    this._destroyed = false;
+    this._timeoutMs = 0; // setTimeout's idle time (0: none)
+    this._timer = null;
+    this._refed = true;
+  }
+
+  get destroyed() {
+    return this._destroyed;
+  }
+
+  get readyState() {
+    return this._destroyed ? 'closed' : 'open';
+  }
+
+  get readable() {
+    return !this._destroyed;
+  }
+
+  get writable() {
+    return !this._destroyed;
+  }
+
+  /**
+   * Bytes accepted and not yet handed to the kernel: net.Socket's
+   * writableLength, the frame bytes of ws-native's bufferedAmount.
+   */
+  get writableLength() {
+    const ws = this._ws;
+    if (this._destroyed) return 0;
+    return ws.bufferedAmount - ws._bufferedAmount - ws._blobBytes;
+  }
+
+  get writableNeedDrain() {
+    return this._needDrain;
+  }
+
+  /** Frame bytes accepted by send (the HTTP handshake is not counted). */
+  get bytesWritten() {
+    return this._ws._sent;
+  }
+
+  address() {
+    if (this.localAddress === undefined) return {};
+    return {
+      address: this.localAddress,
+      family: this.localFamily,
+      port: this.localPort
+    };
+  }
+
+  /**
+   * As net.Socket's: a real SO_KEEPALIVE (and TCP_KEEPIDLE of
+   * initialDelay / 1000 seconds) on the C socket.
+   */
+  setKeepAlive(enable = false, initialDelay = 0) {
+    const on = enable ? 1 : 0;
+    let delay = ~~(initialDelay / 1000);
+    if (!(delay > 0)) delay = 0;
+    if (!this._destroyed) {
+      binding.sockopt(this._ws._id, C.SOCKOPT_KEEPALIVE, on + delay * 2);
+    }
+    return this;
+  }
+
+  /** As net.Socket's: TCP_NODELAY on the C socket (default: on). */
+  setNoDelay(noDelay = true) {
+    if (!this._destroyed) {
+      binding.sockopt(this._ws._id, C.SOCKOPT_NODELAY, noDelay ? 1 : 0);
+    }
+    return this;
+  }
+
+  /**
+   * As net.Socket's: 'timeout' after `msecs` without reads or writes (what
+   * the I/O loop reports and what JS sends); the timer itself never keeps
+   * the process alive. 0 turns it off.
+   */
+  setTimeout(msecs, callback) {
+    if (typeof msecs !== 'number' || !(msecs >= 0) || msecs === Infinity) {
+      const err = new RangeError(
+        'The value of "msecs" is out of range. It must be a non-negative ' +
+          `finite number. Received ${msecs}`
+      );
+      err.code = 'ERR_OUT_OF_RANGE';
+      throw err;
+    }
+    if (callback !== undefined && typeof callback !== 'function') {
+      const err = new TypeError(
+        'The "callback" argument must be of type function. Received ' +
+          `${callback === null ? 'null' : typeof callback}`
+      );
+      err.code = 'ERR_INVALID_ARG_TYPE';
+      throw err;
+    }
+    clearTimeout(this._timer);
+    this._timer = null;
+    this._timeoutMs = 0;
+    if (msecs === 0) {
+      if (callback !== undefined) this.removeListener('timeout', callback);
+      return this;
+    }
+    if (!this._destroyed) {
+      this._timeoutMs = msecs;
+      this._timer = setTimeout(onTimeout, msecs, this);
+      this._timer.unref();
+    }
+    if (callback !== undefined) this.once('timeout', callback);
+    return this;
+  }
+
+  get timeout() {
+    return this._timeoutMs || undefined;
+  }
+
+  /** This connection stops keeping the process alive. */
+  unref() {
+    if (!this._refed) return this;
+    this._refed = false;
+    const ws = this._ws;
+    if (ws._live) {
+      ws._live = false;
+      release();
+    }
+    if (!this._destroyed) binding.sockopt(ws._id, C.SOCKOPT_REF, 0);
+    return this;
+  }
+
+  ref() {
+    if (this._refed) return this;
+    this._refed = true;
+    if (this._destroyed) return this;
+    const ws = this._ws;
+    if (!ws._live && !ws._nativeClosed && ws._id !== 0) {
+      ws._live = true;
+      retain();
+    }
+    binding.sockopt(ws._id, C.SOCKOPT_REF, 1);
+    return this;
+  }
+
+  /** As ws's socket.pause(): the loop stops reading from the peer. */
+  pause() {
+    if (!this._destroyed) binding.pause(this._ws._id);
+    return this;
+  }
+
+  resume() {
+    if (!this._destroyed) binding.resume(this._ws._id);
+    return this;
+  }
+
+  /**
+   * ws reacts to its socket's destruction as to terminate(): the close is
+   * 1006 and no 'error' reaches the WebSocket (ws's socketOnError swallows
+   * it). An error given here is emitted on this object when it is listened
+   * for.
+   */
+  destroy(err) {
+    if (this._destroyed) return this;
+    if (err && this.listenerCount('error') > 0) {
+      process.nextTick(() => this.emit('error', err));
+    }
+    this._ws.terminate();
+    return this;
+  }
+
+  /**
+   * Ends the connection without a close frame (ws sees its socket end and
+   * the close is 1006). The C socket is closed at once: unlike a
+   * net.Socket, bytes still queued are not flushed first.
+   */
+  end(cb) {
+    if (typeof cb === 'function') this.once('close', () => cb());
+    this._ws.terminate();
+    return this;
+  }
+
+  /**
+   * Called by WebSocket before a send of about `size` payload bytes:
+   * whether C must report when this frame is written (the send crosses the
+   * high-water mark, or a 'drain' is due).
+   *
+   * @private
+   */
+  _wantAck(size) {
+    if (this._needDrain) return true;
+    const ws = this._ws;
+    // _written may be stale: this can only ask for an ack too often.
+    const base = ws._turnBase >= 0
+      ? Math.min(ws._written, ws._turnBase) : ws._written;
+    return ws._sent - base + size + MAX_HEADER >= HIGH_WATER_MARK;
+  }
+
+  /**
+   * After a send for which _wantAck was true: net.Socket's write() sets
+   * needDrain when the bytes waiting reach the high-water mark.
+   *
+   * @private
+   */
+  _afterSend() {
+    if (!this._needDrain && this.writableLength >= HIGH_WATER_MARK) {
+      this._needDrain = true;
+    }
+  }
+
+  /**
+   * C wrote bytes (or read some): restarts the idle timer; after a write
+   * report, 'drain' once nothing waits.
+   *
+   * @private
+   */
+  _onWritten() {
+    const ws = this._ws;
+    if (this._needDrain && ws._written >= ws._sent) {
+      this._needDrain = false;
+      this.emit('drain');
+    }
+  }
+
+  /** @private */
+  _active() {
+    if (this._timer !== null) this._timer.refresh();
+  }
+
+  /**
+   * The connection is gone: as a destroyed net.Socket, 'close' on the
+   * next tick.
+   *
+   * @private
+   */
+  _closed(hadError) {
+    if (this._destroyed) return;
+    this._destroyed = true;
+    this._needDrain = false;
+    clearTimeout(this._timer);
+    this._timer = null;
+    process.nextTick(() => this.emit('close', !!hadError));
+  }
+}
+
+function onTimeout(socket) {
+  // As a net.Socket's: the timer stays, and the next activity re-arms it
+  // (refresh() reactivates a timer that fired).
+  socket.emit('timeout');
+}
+
+module.exports = { NativeSocket, parseAddresses, HIGH_WATER_MARK };
