@@ -4,8 +4,10 @@
 // `{ port }` servers): the part of a net.Socket that third-party code uses
 // on ws's socket (addresses, setKeepAlive, setNoDelay, setTimeout,
 // ref/unref, writableNeedDrain and 'drain'), backed by the C socket.
-// Connections that Node accepted (`{ server }`, handleUpgrade) keep Node's
-// own socket object instead.
+// Connections whose socket Node accepted and the loop took over
+// (`{ server }`, handleUpgrade, a client with Node's request) keep Node's
+// socket object, as ws._socket is req.socket in ws; Node destroyed its
+// handle, so forwardSocket makes those same calls reach the C socket.
 
 const EventEmitter = require('events');
 
@@ -40,11 +42,14 @@ class NativeSocket extends EventEmitter {
   /**
    * @param {WebSocket} websocket Its connection (open, with an id)
    * @param {Object} [info] Addresses (parseAddresses' shape)
+   * @param {EventEmitter} [target] What its events are emitted on and its
+   *     methods return (forwardSocket); itself by default
    */
-  constructor(websocket, info) {
+  constructor(websocket, info, target) {
     super();
     info = info || {};
     this._ws = websocket;
+    this._target = target || this;
     // As a net.Socket's getters: undefined when unknown.
     this.remoteAddress = info.remoteAddress || undefined;
     this.remotePort = info.remotePort || undefined;
@@ -117,7 +122,7 @@ class NativeSocket extends EventEmitter {
     if (!this._destroyed) {
       binding.sockopt(this._ws._id, C.SOCKOPT_KEEPALIVE, on + delay * 2);
     }
-    return this;
+    return this._target;
   }
 
   /** As net.Socket's: TCP_NODELAY on the C socket (default: on). */
@@ -125,7 +130,7 @@ class NativeSocket extends EventEmitter {
     if (!this._destroyed) {
       binding.sockopt(this._ws._id, C.SOCKOPT_NODELAY, noDelay ? 1 : 0);
     }
-    return this;
+    return this._target;
   }
 
   /**
@@ -154,16 +159,18 @@ class NativeSocket extends EventEmitter {
     this._timer = null;
     this._timeoutMs = 0;
     if (msecs === 0) {
-      if (callback !== undefined) this.removeListener('timeout', callback);
-      return this;
+      if (callback !== undefined) {
+        this._target.removeListener('timeout', callback);
+      }
+      return this._target;
     }
     if (!this._destroyed) {
       this._timeoutMs = msecs;
       this._timer = setTimeout(onTimeout, msecs, this);
       this._timer.unref();
     }
-    if (callback !== undefined) this.once('timeout', callback);
-    return this;
+    if (callback !== undefined) this._target.once('timeout', callback);
+    return this._target;
   }
 
   get timeout() {
@@ -172,7 +179,7 @@ class NativeSocket extends EventEmitter {
 
   /** This connection stops keeping the process alive. */
   unref() {
-    if (!this._refed) return this;
+    if (!this._refed) return this._target;
     this._refed = false;
     const ws = this._ws;
     if (ws._live) {
@@ -180,31 +187,31 @@ class NativeSocket extends EventEmitter {
       release();
     }
     if (!this._destroyed) binding.sockopt(ws._id, C.SOCKOPT_REF, 0);
-    return this;
+    return this._target;
   }
 
   ref() {
-    if (this._refed) return this;
+    if (this._refed) return this._target;
     this._refed = true;
-    if (this._destroyed) return this;
+    if (this._destroyed) return this._target;
     const ws = this._ws;
     if (!ws._live && !ws._nativeClosed && ws._id !== 0) {
       ws._live = true;
       retain();
     }
     binding.sockopt(ws._id, C.SOCKOPT_REF, 1);
-    return this;
+    return this._target;
   }
 
   /** As ws's socket.pause(): the loop stops reading from the peer. */
   pause() {
     if (!this._destroyed) binding.pause(this._ws._id);
-    return this;
+    return this._target;
   }
 
   resume() {
     if (!this._destroyed) binding.resume(this._ws._id);
-    return this;
+    return this._target;
   }
 
   /**
@@ -214,12 +221,13 @@ class NativeSocket extends EventEmitter {
    * for.
    */
   destroy(err) {
-    if (this._destroyed) return this;
-    if (err && this.listenerCount('error') > 0) {
-      process.nextTick(() => this.emit('error', err));
+    if (this._destroyed) return this._target;
+    const target = this._target;
+    if (err && target.listenerCount('error') > 0) {
+      process.nextTick(() => target.emit('error', err));
     }
     this._ws.terminate();
-    return this;
+    return this._target;
   }
 
   /**
@@ -228,9 +236,9 @@ class NativeSocket extends EventEmitter {
    * net.Socket, bytes still queued are not flushed first.
    */
   end(cb) {
-    if (typeof cb === 'function') this.once('close', () => cb());
+    if (typeof cb === 'function') this._target.once('close', () => cb());
     this._ws.terminate();
-    return this;
+    return this._target;
   }
 
   /**
@@ -271,7 +279,7 @@ class NativeSocket extends EventEmitter {
     const ws = this._ws;
     if (this._needDrain && ws._written >= ws._sent) {
       this._needDrain = false;
-      this.emit('drain');
+      this._target.emit('drain');
     }
   }
 
@@ -292,14 +300,77 @@ class NativeSocket extends EventEmitter {
     this._needDrain = false;
     clearTimeout(this._timer);
     this._timer = null;
-    process.nextTick(() => this.emit('close', !!hadError));
+    const target = this._target;
+    process.nextTick(() => target.emit('close', !!hadError));
   }
 }
 
 function onTimeout(socket) {
   // As a net.Socket's: the timer stays, and the next activity re-arms it
   // (refresh() reactivates a timer that fired).
-  socket.emit('timeout');
+  socket._target.emit('timeout');
 }
 
-module.exports = { NativeSocket, parseAddresses, HIGH_WATER_MARK };
+/**
+ * A Node socket's addresses, read while it has its handle: once destroyed
+ * it forgets the local ones.
+ */
+function addressesOf(socket) {
+  return {
+    remoteAddress: socket.remoteAddress,
+    remotePort: socket.remotePort,
+    remoteFamily: socket.remoteFamily,
+    localAddress: socket.localAddress,
+    localPort: socket.localPort,
+    localFamily: socket.localFamily
+  };
+}
+
+const METHODS = ['address', 'destroy', 'end', 'pause', 'ref', 'resume',
+  'setKeepAlive', 'setNoDelay', 'setTimeout', 'unref'];
+const GETTERS = ['bytesWritten', 'destroyed', 'localAddress', 'localFamily',
+  'localPort', 'readable', 'readyState', 'remoteAddress', 'remoteFamily',
+  'remotePort', 'timeout', 'writable', 'writableLength', 'writableNeedDrain'];
+
+function noop() {}
+
+/**
+ * A Node socket the loop took over (lib/adopt.js destroyed its handle,
+ * keeping the addresses cached): its net.Socket calls and state now
+ * reach the C connection through a NativeSocket, which emits 'timeout',
+ * 'drain' and 'close' on it. A socket still alive (bridged, see adopt.js)
+ * is left as it is.
+ *
+ * @param {net.Socket} socket
+ * @param {WebSocket} websocket
+ * @param {Object} info addressesOf(socket), read before the takeover
+ * @return {(NativeSocket|null)}
+ */
+function forwardSocket(socket, websocket, info) {
+  if (!socket.destroyed) return null;
+  const ns = new NativeSocket(websocket, info, socket);
+  for (const name of METHODS) {
+    Object.defineProperty(socket, name, {
+      configurable: true,
+      writable: true,
+      value: (...args) => ns[name](...args)
+    });
+  }
+  for (const name of GETTERS) {
+    // Node's stream code may still assign some of these: ignored.
+    Object.defineProperty(socket, name, {
+      configurable: true,
+      get: () => ns[name],
+      set: noop
+    });
+  }
+  return ns;
+}
+
+module.exports = {
+  NativeSocket,
+  addressesOf,
+  forwardSocket,
+  parseAddresses,
+  HIGH_WATER_MARK
+};

@@ -18,7 +18,12 @@ const { binding, C, ensureStarted, register, unregister, retain, release } =
   require('./native');
 const { adoptSocket } = require('./adopt');
 const { limitsOf } = require('./limits');
-const { NativeSocket, parseAddresses } = require('./socket');
+const {
+  NativeSocket,
+  addressesOf,
+  forwardSocket,
+  parseAddresses
+} = require('./socket');
 const pmd = require('./pmd');
 const {
   BINARY_TYPES,
@@ -123,6 +128,7 @@ class WebSocket extends EventEmitter {
     this._turnBase = -1; // _sent when this JS turn started sending
     this._blocked = null; // frames waiting behind a Blob being read
     this._blobBytes = 0; // size of Blobs being read
+    this._ns = null; // what drives ws._socket on the loop (lib/socket.js)
     this._handshakeTimer = null;
     this._isServer = address === null;
     this._autoPong = true;
@@ -206,7 +212,9 @@ class WebSocket extends EventEmitter {
     this._protocol = protocol;
     this._readyState = WebSocket.OPEN;
     // A socket the loop accepted itself (handleUpgrade set Node's already).
-    if (this._socket === undefined) this._socket = new NativeSocket(this, info);
+    if (this._socket === undefined) {
+      this._socket = (this._ns = new NativeSocket(this, info));
+    }
     register(id, this);
     retain();
     this._live = true;
@@ -234,7 +242,7 @@ class WebSocket extends EventEmitter {
       this._live = false;
       release();
     }
-    if (this._socket instanceof NativeSocket) this._socket._closed();
+    if (this._ns !== null) this._ns._closed();
     const cbs = this._callbacks;
     this._callbacks = [];
     if (cbs.length) {
@@ -410,14 +418,13 @@ class WebSocket extends EventEmitter {
     }
     // ws._socket's writableNeedDrain and 'drain' (lib/socket.js): C
     // reports the sends that cross its high-water mark, and those after.
-    const sock = this._socket instanceof NativeSocket &&
-      this._socket._wantAck(typeof data === 'string'
-        ? data.length * 3 : data.byteLength) ? this._socket : null;
+    const sock = this._ns !== null && this._ns._wantAck(typeof data ===
+      'string' ? data.length * 3 : data.byteLength) ? this._ns : null;
     if (cb || sock !== null) flags |= C.SEND_ACK;
     this._sent += binding.send(this._id, data, opcode, flags);
     if (cb) this._callbacks.push([this._sent, cb]);
     if (sock !== null) sock._afterSend();
-    if (this._socket instanceof NativeSocket) this._socket._active();
+    if (this._ns !== null) this._ns._active();
   }
 
   /**
@@ -498,7 +505,7 @@ class WebSocket extends EventEmitter {
    * @private
    */
   _onNativeEvent(type, payload, a, b, c) {
-    if (this._socket instanceof NativeSocket) this._socket._active();
+    if (this._ns !== null) this._ns._active();
     if (this._deferred !== null && type !== C.EV_WRITTEN) {
       // Behind an event deferred by allowSynchronousEvents: false.
       this._deferred.push([type, payload, a, b, c]);
@@ -556,7 +563,7 @@ class WebSocket extends EventEmitter {
       case C.EV_WRITTEN:
         if (c > this._written) this._written = c;
         this._runCallbacks();
-        if (this._socket instanceof NativeSocket) this._socket._onWritten();
+        if (this._ns !== null) this._ns._onWritten();
         return;
       case C.EV_CLOSE_FRAME:
         this._closeFrameReceived = true;
@@ -1430,6 +1437,7 @@ function requestWithNode(websocket, opts, isSecure) {
     socket.setTimeout(0);
     if (typeof socket.setNoDelay === 'function') socket.setNoDelay();
     let id;
+    const addresses = addressesOf(socket);
     try {
       ensureStarted();
       id = adoptSocket(socket, head, '', opts.maxPayload, C.ADOPT_CLIENT |
@@ -1443,6 +1451,7 @@ function requestWithNode(websocket, opts, isSecure) {
     }
     websocket._socket = socket;
     websocket._id = id;
+    websocket._ns = forwardSocket(socket, websocket, addresses);
     register(id, websocket);
     retain();
     websocket._live = true;
@@ -1796,7 +1805,8 @@ function onOpen(websocket, payload, result, headLen) {
   }
   clearTimeout(websocket._handshakeTimer);
   websocket._handshakeTimer = null;
-  websocket._socket = new NativeSocket(websocket, websocket._addresses);
+  websocket._socket =
+    (websocket._ns = new NativeSocket(websocket, websocket._addresses));
   websocket._readyState = WebSocket.OPEN;
   websocket.emit('open');
 }

@@ -8,6 +8,7 @@
 
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
+const http = require('node:http');
 const path = require('node:path');
 const { once } = require('node:events');
 const { spawn } = require('node:child_process');
@@ -21,13 +22,30 @@ const {
 
 const IMPL = path.join(__dirname, 'helpers', 'impl.js');
 
-/** A `{ port }` server of the implementation and a client of it. */
+/**
+ * A server (`{ port }`, or `{ server }` on an http.Server when t.mode says
+ * so) and a client of it (with an http.Agent in mode 'agent').
+ */
 async function pair(t, ServerClass = WebSocketServer, ClientClass = WebSocket) {
-  const wss = new ServerClass({ port: 0, host: '127.0.0.1' });
+  let wss;
+  let port;
+  if (t.mode === 'server') {
+    const server = http.createServer();
+    t.httpServers.push(server);
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    wss = new ServerClass({ server });
+    port = server.address().port;
+  } else {
+    wss = new ServerClass({ port: 0, host: '127.0.0.1' });
+    await once(wss, 'listening');
+    port = wss.address().port;
+  }
   t.servers.push(wss);
-  await once(wss, 'listening');
-  const port = wss.address().port;
-  const client = new ClientClass(`ws://127.0.0.1:${port}`);
+  // 'agent': the client's handshake goes through Node's http.request
+  // (ws-native then takes the socket over, as a `{ server }` does).
+  const client = new ClientClass(`ws://127.0.0.1:${port}`,
+    t.mode === 'agent' ? { agent: new http.Agent() } : undefined);
   t.sockets.push(client);
   const [[server]] = await Promise.all([
     once(wss, 'connection'),
@@ -65,12 +83,12 @@ function delay(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-describe('ws._socket', function () {
+for (const mode of ['port', 'server', 'agent']) describe(`ws._socket (${mode})`, function () {
   this.timeout(20000);
   let t;
 
   beforeEach(function () {
-    t = { servers: [], sockets: [] };
+    t = { mode, servers: [], sockets: [], httpServers: [] };
   });
 
   afterEach(async function () {
@@ -81,6 +99,7 @@ describe('ws._socket', function () {
       }
     }
     for (const wss of t.servers) await new Promise((r) => wss.close(r));
+    for (const server of t.httpServers) await new Promise((r) => server.close(r));
   });
 
   it('has the addresses of both ends, as the peer sees them', async function () {
@@ -98,6 +117,8 @@ describe('ws._socket', function () {
     assert.equal(s.localAddress, '127.0.0.1');
     assert.equal(s.localPort, port);
     assert.deepEqual(s.address(), { address: '127.0.0.1', family: 'IPv4', port });
+    assert.equal(s.readyState, 'open');
+    assert.equal(s.destroyed, false);
     assert.deepEqual(c.address(), {
       address: '127.0.0.1',
       family: 'IPv4',
@@ -266,7 +287,8 @@ describe('ws._socket', function () {
     wss.on('connection', (ws) => connections.push(ws));
     const script = `
       const { WebSocket } = require(${JSON.stringify(IMPL)});
-      const ws = new WebSocket('ws://127.0.0.1:${wss.address().port}');
+      const ws = new WebSocket('ws://127.0.0.1:${wss.address().port}',
+        ${mode === 'agent'} ? { agent: new (require('http').Agent)() } : {});
       ws.on('open', () => {
         ws._socket.unref();
         console.log('open');
