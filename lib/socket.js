@@ -65,6 +65,7 @@ class NativeSocket extends EventEmitter {
     this._timeoutMs = 0; // setTimeout's idle time (0: none)
     this._timer = null;
     this._refed = true;
+    this._emittingClose = false;
   }
 
   get destroyed() {
@@ -301,7 +302,14 @@ class NativeSocket extends EventEmitter {
     clearTimeout(this._timer);
     this._timer = null;
     const target = this._target;
-    process.nextTick(() => target.emit('close', !!hadError));
+    process.nextTick(() => {
+      this._emittingClose = true;
+      try {
+        target.emit('close', !!hadError);
+      } finally {
+        this._emittingClose = false;
+      }
+    });
   }
 }
 
@@ -356,6 +364,17 @@ function forwardSocket(socket, websocket, info) {
       value: (...args) => ns[name](...args)
     });
   }
+  // Node's 'close' for the handle it gave up (due now) is not the
+  // connection's: only this object's own 'close' goes out.
+  const emit = socket.emit;
+  Object.defineProperty(socket, 'emit', {
+    configurable: true,
+    writable: true,
+    value: function (name, ...args) {
+      if (name === 'close' && !ns._emittingClose) return false;
+      return emit.call(this, name, ...args);
+    }
+  });
   for (const name of GETTERS) {
     // Node's stream code may still assign some of these: ignored.
     Object.defineProperty(socket, name, {

@@ -24,9 +24,11 @@ const IMPL = path.join(__dirname, 'helpers', 'impl.js');
 
 /**
  * A server (`{ port }`, or `{ server }` on an http.Server when t.mode says
- * so) and a client of it (with an http.Agent in mode 'agent').
+ * so) and a client of it (with an http.Agent in mode 'agent'); hooks
+ * (onServer, onClient) run in the 'connection' and 'open' listeners.
  */
-async function pair(t, ServerClass = WebSocketServer, ClientClass = WebSocket) {
+async function pair(t, ServerClass = WebSocketServer, ClientClass = WebSocket,
+  hooks = {}) {
   let wss;
   let port;
   if (t.mode === 'server') {
@@ -42,11 +44,13 @@ async function pair(t, ServerClass = WebSocketServer, ClientClass = WebSocket) {
     port = wss.address().port;
   }
   t.servers.push(wss);
+  if (hooks.onServer) wss.on('connection', hooks.onServer);
   // 'agent': the client's handshake goes through Node's http.request
   // (ws-native then takes the socket over, as a `{ server }` does).
   const client = new ClientClass(`ws://127.0.0.1:${port}`,
     t.mode === 'agent' ? { agent: new http.Agent() } : undefined);
   t.sockets.push(client);
+  if (hooks.onClient) client.on('open', () => hooks.onClient(client));
   const [[server]] = await Promise.all([
     once(wss, 'connection'),
     once(client, 'open')
@@ -259,6 +263,22 @@ for (const mode of ['port', 'server', 'agent']) describe(`ws._socket (${mode})`,
       assert.equal(received, sent);
     });
   }
+
+  it("emits 'close' once, when the connection closes", async function () {
+    const closes = { client: 0, server: 0 };
+    // Listeners added as soon as each side has its socket.
+    const { client, server } = await pair(t, undefined, undefined, {
+      onServer: (ws) => ws._socket.on('close', () => closes.server++),
+      onClient: (ws) => ws._socket.on('close', () => closes.client++)
+    });
+    assert.ok(client._socket && server._socket);
+    await delay(100);
+    assert.deepEqual(closes, { client: 0, server: 0 });
+    client.close();
+    await Promise.all([once(client, 'close'), once(server, 'close')]);
+    await delay(50);
+    assert.deepEqual(closes, { client: 1, server: 1 });
+  });
 
   it('destroy() ends the connection as terminate() does', async function () {
     const { client, server } = await pair(t);
