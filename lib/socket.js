@@ -13,6 +13,8 @@ const EventEmitter = require('events');
 
 const { binding, C, retain, release } = require('./native');
 
+// Node's largest timer (timers' TIMEOUT_MAX).
+const TIMEOUT_MAX = 2 ** 31 - 1;
 // net.Socket's default writableHighWaterMark.
 const HIGH_WATER_MARK = 16 * 1024;
 // Largest frame header (with a mask): a send's frame is at most this much
@@ -62,7 +64,9 @@ class NativeSocket extends EventEmitter {
     this.writableHighWaterMark = HIGH_WATER_MARK;
     this._needDrain = false;
     this._destroyed = false;
+    this._closeDue = false; // 'close' was scheduled (once)
     this._timeoutMs = 0; // setTimeout's idle time (0: none)
+    this._timeoutSet = undefined; // net.Socket's `timeout`: as last given
     this._timer = null;
     this._refed = true;
     this._emittingClose = false;
@@ -140,14 +144,26 @@ class NativeSocket extends EventEmitter {
    * the process alive. 0 turns it off.
    */
   setTimeout(msecs, callback) {
-    if (typeof msecs !== 'number' || !(msecs >= 0) || msecs === Infinity) {
+    if (this._destroyed) return this._target;
+    this._timeoutSet = msecs;
+    // Node's checks (timers' getTimerDuration).
+    if (typeof msecs !== 'number') {
+      const err = new TypeError(
+        'The "msecs" argument must be of type number. Received ' +
+          `${msecs === null ? 'null' : typeof msecs}`
+      );
+      err.code = 'ERR_INVALID_ARG_TYPE';
+      throw err;
+    }
+    if (!(msecs >= 0) || msecs === Infinity) {
       const err = new RangeError(
-        'The value of "msecs" is out of range. It must be a non-negative ' +
-          `finite number. Received ${msecs}`
+        'The value of "msecs" is out of range. It must be >= 0 && <= ' +
+          `${TIMEOUT_MAX}. Received ${msecs}`
       );
       err.code = 'ERR_OUT_OF_RANGE';
       throw err;
     }
+    if (msecs > TIMEOUT_MAX) msecs = 1;
     if (callback !== undefined && typeof callback !== 'function') {
       const err = new TypeError(
         'The "callback" argument must be of type function. Received ' +
@@ -165,17 +181,15 @@ class NativeSocket extends EventEmitter {
       }
       return this._target;
     }
-    if (!this._destroyed) {
-      this._timeoutMs = msecs;
-      this._timer = setTimeout(onTimeout, msecs, this);
-      this._timer.unref();
-    }
+    this._timeoutMs = msecs;
+    this._timer = setTimeout(onTimeout, msecs, this);
+    this._timer.unref();
     if (callback !== undefined) this._target.once('timeout', callback);
     return this._target;
   }
 
   get timeout() {
-    return this._timeoutMs || undefined;
+    return this._timeoutSet;
   }
 
   /** This connection stops keeping the process alive. */
@@ -228,6 +242,7 @@ class NativeSocket extends EventEmitter {
       process.nextTick(() => target.emit('error', err));
     }
     this._ws.terminate();
+    this._destroyed = true;
     return this._target;
   }
 
@@ -236,9 +251,12 @@ class NativeSocket extends EventEmitter {
    * the close is 1006). The C socket is closed at once: unlike a
    * net.Socket, bytes still queued are not flushed first.
    */
-  end(cb) {
-    if (typeof cb === 'function') this._target.once('close', () => cb());
+  end(...args) {
+    // end([data][, encoding][, callback]): data is not written.
+    const cb = args.find((arg) => typeof arg === 'function');
+    if (cb !== undefined) this._target.once('close', () => cb());
     this._ws.terminate();
+    this._destroyed = true;
     return this._target;
   }
 
@@ -296,7 +314,8 @@ class NativeSocket extends EventEmitter {
    * @private
    */
   _closed(hadError) {
-    if (this._destroyed) return;
+    if (this._closeDue) return;
+    this._closeDue = true;
     this._destroyed = true;
     this._needDrain = false;
     clearTimeout(this._timer);

@@ -286,6 +286,7 @@ for (const mode of ['port', 'server', 'agent']) describe(`ws._socket (${mode})`,
     const errors = [];
     server.on('error', (e) => errors.push(e));
     assert.equal(sock.destroy(), sock);
+    assert.equal(sock.destroyed, true);
     const [[code], [peerCode], [hadError]] = await Promise.all([
       once(server, 'close'),
       once(client, 'close'),
