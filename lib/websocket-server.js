@@ -19,6 +19,7 @@ const { binding, C, ensureStarted, register, unregister, retain, release } =
   require('./native');
 const { GUID, CLOSE_TIMEOUT } = require('./constants');
 const { adoptSocket } = require('./adopt');
+const { addressesOf, forwardSocket } = require('./socket');
 const { limitsOf } = require('./limits');
 const pmd = require('./pmd');
 const WebSocket = require('./websocket');
@@ -380,12 +381,14 @@ class WebSocketServer extends EventEmitter {
     ws._closeTimeout = this.options.closeTimeout;
     socket[kWebSocket] = ws;
     socket.removeListener('error', socketOnError);
+    const addresses = addressesOf(socket);
     const id = adoptSocket(socket, head, headers.concat('\r\n').join('\r\n'),
       this.options.maxPayload, this._flags() & ~C.SERVER_NEEDS_JS,
       agreement ? agreement.setup : undefined, limitsOf(this.options));
     ws._socket = socket;
     if (agreement) pmd.applyAgreement(ws, agreement.params, agreement.options, true);
     ws._attach(id, protocol);
+    ws._ns = forwardSocket(socket, ws, addresses);
     this._track(ws);
     cb(ws, req);
   }
@@ -540,7 +543,7 @@ class WebSocketServer extends EventEmitter {
     const ws = new this.options.WebSocket(null, undefined, this.options);
     ws._closeTimeout = this.options.closeTimeout;
     if (agreement) pmd.applyAgreement(ws, agreement.params, agreement.options, true);
-    ws._attach(connId, protocol);
+    ws._attach(connId, protocol, info);
     this._track(ws);
     this.emit('connection', ws, req || makeRequest(info));
   }

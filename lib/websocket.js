@@ -18,6 +18,12 @@ const { binding, C, ensureStarted, register, unregister, retain, release } =
   require('./native');
 const { adoptSocket } = require('./adopt');
 const { limitsOf } = require('./limits');
+const {
+  NativeSocket,
+  addressesOf,
+  forwardSocket,
+  parseAddresses
+} = require('./socket');
 const pmd = require('./pmd');
 const WebSocketSender = require('./websocket-sender');
 const {
@@ -125,6 +131,7 @@ class WebSocket extends EventEmitter {
     this._turnBase = -1; // _sent when this JS turn started sending
     this._blocked = null; // frames waiting behind a Blob being read
     this._blobBytes = 0; // payload of Blobs being read and what waits behind
+    this._ns = null; // what drives ws._socket on the loop (lib/socket.js)
     this._handshakeTimer = null;
     this._isServer = address === null;
     this._autoPong = true;
@@ -206,10 +213,14 @@ class WebSocket extends EventEmitter {
    *
    * @private
    */
-  _attach(id, protocol) {
+  _attach(id, protocol, info) {
     this._id = id;
     this._protocol = protocol;
     this._readyState = WebSocket.OPEN;
+    // A socket the loop accepted itself (handleUpgrade set Node's already).
+    if (this._socket === undefined) {
+      this._socket = (this._ns = new NativeSocket(this, info));
+    }
     register(id, this);
     retain();
     this._live = true;
@@ -237,6 +248,7 @@ class WebSocket extends EventEmitter {
       this._live = false;
       release();
     }
+    if (this._ns !== null) this._ns._closed();
     const cbs = this._callbacks;
     this._callbacks = [];
     if (cbs.length) {
@@ -469,6 +481,11 @@ class WebSocket extends EventEmitter {
         this._maxBuffered && this._sendBufferFull(cb)) {
       return;
     }
+    // ws._socket's writableNeedDrain and 'drain' (lib/socket.js): C
+    // reports the sends that cross its high-water mark, and those after.
+    const sock = this._ns !== null && this._ns._wantAck(typeof data ===
+      'string' ? data.length * 3 : data.byteLength) ? this._ns : null;
+    if (sock !== null) flags |= C.SEND_ACK;
     if (cb) {
       flags |= C.SEND_ACK;
       // ws writes a frame at once unless its socket still holds earlier
@@ -481,6 +498,8 @@ class WebSocket extends EventEmitter {
     const start = this._sent;
     this._sent += binding.send(this._id, data, opcode, flags);
     if (cb) this._callbacks.push([this._sent, cb, behind, start]);
+    if (sock !== null) sock._afterSend();
+    if (this._ns !== null) this._ns._active();
   }
 
   /**
@@ -574,6 +593,7 @@ class WebSocket extends EventEmitter {
    * @private
    */
   _onNativeEvent(type, payload, a, b, c) {
+    if (this._ns !== null) this._ns._active();
     if (this._deferred !== null && type !== C.EV_WRITTEN) {
       // Behind an event deferred by allowSynchronousEvents: false.
       this._deferred.push([type, payload, a, b, c]);
@@ -639,6 +659,7 @@ class WebSocket extends EventEmitter {
       case C.EV_WRITTEN:
         if (c > this._written) this._written = c;
         this._runCallbacks();
+        if (this._ns !== null) this._ns._onWritten();
         return;
       case C.EV_CLOSE_FRAME:
         this._closeFrameReceived = true;
@@ -673,6 +694,9 @@ class WebSocket extends EventEmitter {
         this.emit('error', err);
         return;
       }
+      case C.EV_ADDRESS:
+        this._addresses = parseAddresses(payload);
+        return;
       case C.EV_OPEN:
         onOpen(this, payload, a, b);
         return;
@@ -1610,6 +1634,7 @@ function requestWithNode(websocket, opts, isSecure) {
     socket.setTimeout(0);
     if (typeof socket.setNoDelay === 'function') socket.setNoDelay();
     let id;
+    const addresses = addressesOf(socket);
     try {
       ensureStarted();
       id = adoptSocket(socket, head, '', opts.maxPayload, C.ADOPT_CLIENT |
@@ -1623,6 +1648,7 @@ function requestWithNode(websocket, opts, isSecure) {
     }
     websocket._socket = socket;
     websocket._id = id;
+    websocket._ns = forwardSocket(socket, websocket, addresses);
     register(id, websocket);
     retain();
     websocket._live = true;
@@ -2023,6 +2049,8 @@ function onOpen(websocket, payload, result, headLen) {
   }
   clearTimeout(websocket._handshakeTimer);
   websocket._handshakeTimer = null;
+  websocket._socket =
+    (websocket._ns = new NativeSocket(websocket, websocket._addresses));
   websocket._readyState = WebSocket.OPEN;
   websocket.emit('open');
 }

@@ -630,6 +630,27 @@ static napi_value resume_fn(napi_env env, napi_callback_info info) {
   return simple_cmd(env, info, WSN_CMD_RESUME);
 }
 
+/* sockopt(id, which, value): ws._socket's setKeepAlive (value: on | delay
+ * seconds << 1), setNoDelay and ref/unref (WSN_SOCKOPT_*), run on the
+ * loop thread, which owns the socket. */
+static napi_value sockopt_fn(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  CHECK(get_args(env, info, 3, argv) == 0 ? napi_ok : napi_generic_failure);
+  wsn_binding_t *b = get_binding(env);
+  if (!b->started || b->stopped) return undefined(env);
+  wsn_id_t id = get_id(env, argv[0]);
+  uint32_t which = (uint32_t)get_double(env, argv[1], 0);
+  if (id == 0 || which < WSN_SOCKOPT_KEEPALIVE || which > WSN_SOCKOPT_REF)
+    return undefined(env);
+  wsn_cmd_t *cmd = wsn_cmd_new(WSN_CMD_SOCKOPT, id, 0);
+  if (cmd == NULL) return throw_error(env, "ws-native: out of memory");
+  cmd->flags = which;
+  double v = get_double(env, argv[2], 0);
+  cmd->arg = v > 0 && v < 9007199254740992.0 ? (uint64_t)v : 0;
+  wsn_loop_push(&b->loop, cmd);
+  return undefined(env);
+}
+
 /* ---- permessage-deflate ------------------------------------------------ */
 
 /* A JS option value in deflate.h's encoding: undefined/null -> UNSET,
@@ -1216,8 +1237,11 @@ static napi_value make_constants(napi_env env) {
   EV(LISTENING); EV(LISTEN_ERROR); EV(SERVER_CLOSED); EV(CONNECTION);
   EV(HANDSHAKE); EV(OPEN); EV(MESSAGE); EV(PING); EV(PONG); EV(CLOSE_FRAME);
   EV(ERROR); EV(SOCKET_ERROR); EV(CLOSED); EV(WRITTEN); EV(DATA);
-  EV(TLS_ERROR); EV(FRAGMENTS);
+  EV(TLS_ERROR); EV(FRAGMENTS); EV(ADDRESS);
 #undef EV
+  set_number(env, c, "SOCKOPT_KEEPALIVE", WSN_SOCKOPT_KEEPALIVE);
+  set_number(env, c, "SOCKOPT_NODELAY", WSN_SOCKOPT_NODELAY);
+  set_number(env, c, "SOCKOPT_REF", WSN_SOCKOPT_REF);
   set_number(env, c, "EVENT_SIZE", sizeof(wsn_event_t));
   set_number(env, c, "OFF_TYPE", offsetof(wsn_event_t, type));
   set_number(env, c, "OFF_SLOT", offsetof(wsn_event_t, slot));
@@ -1288,6 +1312,7 @@ static napi_value init(napi_env env, napi_value exports) {
       FN("resume", resume_fn),       FN("written", written_fn),
       FN("adopt", adopt_fn),         FN("pmdOffer", pmd_offer_fn),
       FN("pmdNegotiate", pmd_negotiate_fn), FN("tlsContext", tls_context_fn),
+      FN("sockopt", sockopt_fn),
 #undef FN
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

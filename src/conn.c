@@ -943,6 +943,24 @@ static void server_handshake(wsn_conn_t *c, const uint8_t *data, size_t n) {
   server_accept(c, proto, proto_len);
 }
 
+/* Client: the socket's addresses for JS's ws._socket, which a server's
+ * connections get in their CONNECTION payload. Out of memory: none are
+ * posted, and JS reports them as undefined. */
+static void post_addresses(wsn_conn_t *c) {
+  wsn_buf_t b = {0};
+  struct sockaddr_storage ss;
+  int len = sizeof(ss);
+  memset(&ss, 0, sizeof(ss));
+  uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len);
+  int rc = append_addr(&b, &ss);
+  len = sizeof(ss);
+  memset(&ss, 0, sizeof(ss));
+  uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len);
+  rc |= append_addr(&b, &ss);
+  if (rc == 0) conn_post(c, WSN_EV_ADDRESS, b.base, b.len);
+  wsn_buf_free(&b);
+}
+
 static void client_handshake(wsn_conn_t *c, const uint8_t *data, size_t n) {
   int r;
   wsn_http_head_t *head = read_head(c, data, n, wsn_http_parse_response, &r);
@@ -981,6 +999,7 @@ static void client_handshake(wsn_conn_t *c, const uint8_t *data, size_t n) {
   size_t post_len = result == WSN_HS_NOT_101 ? c->hs.len : head_len;
   /* A response that is not HTTP: JS words Node's parse error from it. */
   if (result == WSN_HS_BAD_RESPONSE) post_len = c->hs.len;
+  post_addresses(c);
   wsn_event_t *ev = conn_post(c, WSN_EV_OPEN, c->hs.base, post_len);
   if (ev) {
     ev->a = result;
@@ -1605,6 +1624,23 @@ void wsn_conn_command(wsn_conn_t *c, wsn_cmd_t *cmd) {
       if (c->state == WSN_CS_WAIT_JS) reject_raw(c, (const char *)cmd->data, cmd->len);
       free(cmd);
       return;
+    case WSN_CMD_SOCKOPT: {
+      /* net.Socket's setKeepAlive/setNoDelay/ref/unref on ws._socket. As
+       * Node's, failures are ignored (an adopted socketpair has no TCP
+       * options). Unref matters in main-loop mode, where this handle is on
+       * Node's loop; on the I/O thread the wake handle keeps the loop up. */
+      unsigned on = (unsigned)(cmd->arg & 1u);
+      if (cmd->flags == WSN_SOCKOPT_KEEPALIVE)
+        (void)uv_tcp_keepalive(&c->tcp, (int)on, (unsigned)(cmd->arg >> 1));
+      else if (cmd->flags == WSN_SOCKOPT_NODELAY)
+        (void)uv_tcp_nodelay(&c->tcp, (int)on);
+      else if (cmd->flags == WSN_SOCKOPT_REF && on)
+        uv_ref((uv_handle_t *)&c->tcp);
+      else if (cmd->flags == WSN_SOCKOPT_REF)
+        uv_unref((uv_handle_t *)&c->tcp);
+      free(cmd);
+      return;
+    }
     default:
       free(cmd);
       return;

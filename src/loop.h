@@ -31,8 +31,16 @@ typedef enum {
   WSN_CMD_REJECT,       /* data: the error response; then close */
   WSN_CMD_ACK,          /* arg: pointer to a delivered batch (wsn_buf_t *) */
   WSN_CMD_ADOPT,        /* data: wsn_adopt_args_t + head + response */
-  WSN_CMD_STOP
+  WSN_CMD_STOP,
+  WSN_CMD_SOCKOPT       /* flags: WSN_SOCKOPT_*; arg: the value (below) */
 } wsn_cmd_type_t;
+
+/* What a SOCKOPT command sets on a connection's socket (net.Socket's
+ * setKeepAlive, setNoDelay, ref/unref). arg bit 0: on/off; KEEPALIVE also
+ * carries the initial delay in seconds in arg >> 1. */
+#define WSN_SOCKOPT_KEEPALIVE 1u
+#define WSN_SOCKOPT_NODELAY 2u
+#define WSN_SOCKOPT_REF 3u
 
 /* Flags of SEND/CLOSE commands. */
 #define WSN_SEND_WANT_ACK 1u /* report WRITTEN once these bytes are out */
@@ -157,8 +165,10 @@ typedef enum {
   WSN_EV_WRITTEN,       /* c=cumulative bytes written */
   WSN_EV_DATA,          /* raw bytes (the body of a non-101 response) */
   WSN_EV_TLS_ERROR,     /* payload: "code\0message" as Node words them */
-  WSN_EV_FRAGMENTS      /* before a fragmented binary MESSAGE: the frames'
+  WSN_EV_FRAGMENTS,     /* before a fragmented binary MESSAGE: the frames'
                          * lengths (uint32 each), for binaryType 'fragments' */
+  WSN_EV_ADDRESS        /* client, before OPEN: "remote addr\0port\0family\0
+                         * local addr\0port\0family\0" (ws._socket) */
 } wsn_event_type_t;
 
 #define WSN_MSG_BINARY 1u

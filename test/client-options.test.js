@@ -268,7 +268,8 @@ function basic(credentials) {
 /** ws-native only: which way the handshake went (see lib/websocket.js). */
 function assertPath(ws, pathName) {
   if (!isNative) return;
-  assert.equal(ws._socket !== undefined && ws._socket !== null,
+  // The C client's ws._socket is lib/socket.js's, not a net.Socket.
+  assert.equal(ws._socket instanceof net.Socket,
     pathName === 'Node request', `the handshake should go through the ${pathName}`);
 }
 

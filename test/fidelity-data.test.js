@@ -268,7 +268,9 @@ describe('bufferedAmount as ws counts it', function () {
   it('send, ping and pong in CLOSING and CLOSED count their payload for good; their callbacks get the error', async function () {
     const { url } = await peerServer();
     const { ws, rec } = await openClient(url);
-    ws.send('written first');
+    // Written before anything is counted below: bytes still waiting could
+    // leave (and stop counting) between two reads of bufferedAmount.
+    await new Promise((resolve) => ws.send('written first', resolve));
     await nextMacrotask();
     ws.close();
     const base = ws.bufferedAmount;
