@@ -12,7 +12,8 @@
 
 const { randomFillSync } = require('crypto');
 
-const { EMPTY_BUFFER, hasBlob, NOOP } = require('./constants');
+const { EMPTY_BUFFER, NOOP } = require('./constants');
+const { isBlob, isValidStatusCode } = require('./validation');
 
 // Where frame() puts a random masking key when the caller gives no buffer
 // (as ws, one shared 4-byte buffer), and a pool of random bytes drawn 8 KiB
@@ -37,19 +38,6 @@ function applyMask(source, mask, output, offset, length) {
   for (let i = 0; i < length; i++) {
     output[offset + i] = source[i] ^ mask[i & 3];
   }
-}
-
-function isBlob(value) {
-  return (
-    hasBlob &&
-    typeof value === 'object' &&
-    value !== null &&
-    typeof value.arrayBuffer === 'function' &&
-    typeof value.type === 'string' &&
-    typeof value.stream === 'function' &&
-    (value[Symbol.toStringTag] === 'Blob' ||
-      value[Symbol.toStringTag] === 'File')
-  );
 }
 
 /**
@@ -82,14 +70,6 @@ function noCompression() {
   return new Error(
     'ws-native: Sender cannot compress (permessage-deflate runs in C; ' +
       'WebSocket#send() compresses)'
-  );
-}
-
-function isValidStatusCode(code) {
-  return (
-    (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 &&
-      code !== 1006) ||
-    (code >= 3000 && code <= 4999)
   );
 }
 

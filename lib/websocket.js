@@ -31,9 +31,9 @@ const {
   CLOSE_TIMEOUT,
   EMPTY_BUFFER,
   GUID,
-  hasBlob,
   kStatusCode
 } = require('./constants');
+const { isBlob, isValidStatusCode } = require('./validation');
 const { EventTarget, defineEventHandlerAttributes } = require('./event-target');
 
 const readyStates = ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED'];
@@ -42,36 +42,6 @@ const protocolVersions = [8, 13];
 // Bytes waiting to be written after which the next send fails the
 // connection (ws-native only; see _sendBufferFull).
 const DEFAULT_MAX_BUFFERED = 64 * 1024 * 1024;
-
-/**
- * ws's close code rule (validation.js isValidStatusCode).
- *
- * @param {number} code
- * @return {boolean}
- */
-function isValidStatusCode(code) {
-  return (
-    (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 &&
-      code !== 1006) ||
-    (code >= 3000 && code <= 4999)
-  );
-}
-
-/**
- * ws's isBlob (validation.js): a Blob or File, by its shape.
- */
-function isBlob(value) {
-  return (
-    hasBlob &&
-    typeof value === 'object' &&
-    value !== null &&
-    typeof value.arrayBuffer === 'function' &&
-    typeof value.type === 'string' &&
-    typeof value.stream === 'function' &&
-    (value[Symbol.toStringTag] === 'Blob' ||
-      value[Symbol.toStringTag] === 'File')
-  );
-}
 
 /**
  * Normalises data for the binding: strings, byte views and Blobs pass
