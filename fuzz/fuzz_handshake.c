@@ -20,7 +20,6 @@
  *     compared with OpenSSL's SHA-1 and base64.
  * Any disagreement or out-of-bounds span aborts.
  */
-#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,60 +145,6 @@ static int ref_protocols(const char *h, size_t n) {
   return 1;
 }
 
-static int is_js_space(unsigned char c) {
-  return c == ' ' || (c >= 0x09 && c <= 0x0d) || c == 0xa0;
-}
-
-/* JS `+value` for a latin1 string, as a double (NaN when not a number):
- * ECMAScript StringToNumber, with glibc's correctly rounded strtod doing
- * the decimal conversion once the syntax is known to be JS's. */
-static double ref_js_number(const char *s, size_t n) {
-  size_t i = 0;
-  while (i < n && is_js_space((unsigned char)s[i])) i++;
-  while (n > i && is_js_space((unsigned char)s[n - 1])) n--;
-  if (i == n) return 0;
-  if (n - i > 2 && s[i] == '0' && strchr("xXoObB", s[i + 1]) && s[i + 1]) {
-    int base = (s[i + 1] | 0x20) == 'x' ? 16 : (s[i + 1] | 0x20) == 'o' ? 8 : 2;
-    double v = 0;
-    for (size_t k = i + 2; k < n; k++) {
-      int c = s[k] | 0x20, d;
-      if (c >= '0' && c <= '9') d = c - '0';
-      else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
-      else return NAN;
-      if (d >= base) return NAN;
-      v = v * base + d;
-    }
-    return v;
-  }
-  /* [+-]? (Infinity | digits [. digits?] | . digits) ([eE] [+-]? digits)? */
-  size_t k = i;
-  if (s[k] == '+' || s[k] == '-') k++;
-  if (n - k == 8 && memcmp(s + k, "Infinity", 8) == 0)
-    return s[i] == '-' ? -INFINITY : INFINITY;
-  size_t digits = 0;
-  while (k < n && s[k] >= '0' && s[k] <= '9') k++, digits++;
-  if (k < n && s[k] == '.') {
-    k++;
-    while (k < n && s[k] >= '0' && s[k] <= '9') k++, digits++;
-  }
-  if (digits == 0) return NAN;
-  if (k < n && (s[k] == 'e' || s[k] == 'E')) {
-    k++;
-    if (k < n && (s[k] == '+' || s[k] == '-')) k++;
-    size_t ed = 0;
-    while (k < n && s[k] >= '0' && s[k] <= '9') k++, ed++;
-    if (ed == 0) return NAN;
-  }
-  if (k != n) return NAN;
-  char *c = malloc(n - i + 1);
-  CHECK(c != NULL);
-  memcpy(c, s + i, n - i);
-  c[n - i] = '\0';
-  double v = strtod(c, NULL);
-  free(c);
-  return v;
-}
-
 /* ws's handleUpgrade checks over Node's req.headers. Returns the status
  * (0 = accepted) and the version. */
 static int ref_check_request(const wsn_http_head_t *h, int *version,
@@ -222,11 +167,14 @@ static int ref_check_request(const wsn_http_head_t *h, int *version,
   free(v);
   if (!ok) return 400;
 
+  /* ws 8.23.1 compares the header's string: exactly "13" or "8". */
   v = joined(h, "sec-websocket-version", &n);
-  double num = v ? ref_js_number(v, n) : NAN;
+  int num = v == NULL ? 0
+            : n == 2 && memcmp(v, "13", 2) == 0 ? 13
+            : n == 1 && v[0] == '8' ? 8 : 0;
   free(v);
-  if (num != 13 && num != 8) return 400;
-  *version = (int)num;
+  if (num == 0) return 400;
+  *version = num;
 
   v = joined(h, "sec-websocket-protocol", &n);
   if (v != NULL) {
