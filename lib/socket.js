@@ -270,10 +270,16 @@ class NativeSocket extends EventEmitter {
   _wantAck(size) {
     if (this._needDrain) return true;
     const ws = this._ws;
-    // _written may be stale: this can only ask for an ack too often.
-    const base = ws._turnBase >= 0
-      ? Math.min(ws._written, ws._turnBase) : ws._written;
-    return ws._sent - base + size + MAX_HEADER >= HIGH_WATER_MARK;
+    if (waiting(ws) + size + MAX_HEADER < HIGH_WATER_MARK) return false;
+    // _written may be stale (nothing refreshes it on a connection whose
+    // bufferedAmount nobody reads): recount once before asking C for a
+    // WRITTEN event, or every send past the first 16 KiB ever sent would
+    // ask for one.
+    if (!ws._nativeClosed) {
+      const written = binding.written(ws._id);
+      if (written > ws._written) ws._written = written;
+    }
+    return waiting(ws) + size + MAX_HEADER >= HIGH_WATER_MARK;
   }
 
   /**
@@ -403,6 +409,13 @@ function forwardSocket(socket, websocket, info) {
     });
   }
   return ns;
+}
+
+/** Bytes of `ws` not known to be written (this turn's count as waiting). */
+function waiting(ws) {
+  const base = ws._turnBase >= 0
+    ? Math.min(ws._written, ws._turnBase) : ws._written;
+  return ws._sent - base;
 }
 
 module.exports = {
