@@ -4,6 +4,7 @@
 // event records, dispatched here to the object registered for each id.
 // Nothing starts (no thread, no loop) until the first server or client.
 
+const os = require('os');
 const path = require('path');
 const { isMainThread } = require('worker_threads');
 
@@ -18,16 +19,32 @@ let live = 0;
 
 /**
  * Starts the I/O loop on first use: its own thread by default, or Node's main
- * loop when WS_NATIVE_LOOP=main (no thread hop; see README).
+ * loop (see mainLoopMode).
  */
 function ensureStarted() {
   if (started) return;
   started = true;
-  binding.start(dispatch, process.env.WS_NATIVE_LOOP === 'main');
+  binding.start(dispatch, mainLoopMode());
   // process.exit() and uncaught exceptions on the main thread run no env
   // cleanup hooks, only 'exit' listeners: stop the I/O thread here too.
   // Workers run their cleanup hooks, which do the same.
   if (isMainThread) process.on('exit', () => binding.shutdown());
+}
+
+/**
+ * Which loop runs the sockets: WS_NATIVE_LOOP=main or =thread chooses;
+ * otherwise Node's main loop when the process may use only one CPU (its
+ * affinity, as os.availableParallelism() reads it), where a second thread
+ * only adds wake-ups (bench/: S1-S3 are faster on the main loop there), and
+ * the I/O thread when there are more.
+ *
+ * @return {boolean}
+ */
+function mainLoopMode() {
+  const mode = process.env.WS_NATIVE_LOOP;
+  if (mode === 'main') return true;
+  if (mode === 'thread') return false;
+  return os.availableParallelism() === 1;
 }
 
 /**
