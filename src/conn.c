@@ -1044,6 +1044,24 @@ static wsn_conn_t *conn_new(wsn_loop_t *l, wsn_id_t id) {
   return c;
 }
 
+static void on_refused_close(uv_handle_t *h) {
+  free(h);
+}
+
+/* No room for a connection libuv has accepted (no id left, out of memory):
+ * it must still be taken off libuv's hands, which watches the listener
+ * again only after uv_accept; then it is closed (the peer sees it end). */
+static void refuse_accepted(wsn_server_t *srv) {
+  uv_tcp_t *t = malloc(sizeof(*t));
+  if (t == NULL) return;
+  if (uv_tcp_init(srv->loop->uv, t) != 0) {
+    free(t);
+    return;
+  }
+  (void)uv_accept((uv_stream_t *)&srv->tcp, (uv_stream_t *)t);
+  uv_close((uv_handle_t *)t, on_refused_close);
+}
+
 void wsn_conn_accept(wsn_server_t *srv, int fd) {
   wsn_loop_t *l = srv->loop;
   wsn_id_t id = wsn_slots_alloc(&l->slots);
@@ -1051,6 +1069,7 @@ void wsn_conn_accept(wsn_server_t *srv, int fd) {
   if (c == NULL) {
     if (id) wsn_slots_free(&l->slots, id);
     if (fd >= 0) close(fd); /* refused: the peer sees a reset */
+    else refuse_accepted(srv);
     return;
   }
   c->server = srv;
