@@ -243,7 +243,7 @@ static void deliver_endings(wsn_binding_t *b, napi_env env) {
  * lost; rather than let that socket go on with a gap (a lost message, open
  * or 'connection' event), it is terminated, so JS sees it close (1006).
  * Events of servers (listening, a listen error) cannot be replayed and are
- * lost. The records stay intact for the loop's ACK (delivered counts). */
+ * lost. The records stay intact for wsn_loop_credit (delivered counts). */
 static void delivery_failed(wsn_binding_t *b, napi_env env, wsn_buf_t *batch) {
   wsn_batch_free_externals(batch);
   wsn_id_t last = 0;
@@ -324,20 +324,14 @@ static void deliver(wsn_binding_t *b, napi_env env) {
 fail:
   delivery_failed(b, env, &batch);
 ack:;
-  /* Hand the records back so the loop can count them delivered and reuse
-   * the memory. */
-  wsn_buf_t *held = malloc(sizeof(*held));
-  wsn_cmd_t *cmd = held ? wsn_cmd_new(WSN_CMD_ACK, 0, 0) : NULL;
-  if (cmd == NULL || b->stopped) {
-    free(held);
-    free(cmd);
+  /* The records are done with: each connection is credited what its
+   * events were charged, and the memory goes back for reuse. */
+  if (b->stopped) {
     wsn_batch_free_externals(&batch);
     wsn_buf_free(&batch);
     return;
   }
-  *held = batch;
-  cmd->arg = (uint64_t)(uintptr_t)held;
-  wsn_loop_push(&b->loop, cmd);
+  wsn_loop_credit(&b->loop, &batch);
 }
 
 static void call_js(napi_env env, napi_value js_cb, void *context, void *data) {

@@ -30,21 +30,43 @@ static void update_reading(wsn_conn_t *c);
 
 /* ---- small helpers ---------------------------------------------------- */
 
-/* Counts bytes and records against the connection's undelivered bound
- * (loop.c handle_ack gives them back once JS dispatched the batch). Past
- * 4 MiB, or past maxBufferedChunks records, the connection stops reading
- * until JS catches up: a peer can make us hold at most that much for a
- * busy JS thread, whatever the size of its events. */
+/* Whether the connection's events waiting for JS (what was charged,
+ * minus what the JS thread credited to its slot) are at the bound: past
+ * 4 MiB or at maxBufferedChunks records; with `resume`, whether they are
+ * still above half of it. */
+static int over_bound(wsn_conn_t *c, int resume) {
+  wsn_slot_t *sl = wsn_slots_get(&c->loop->slots, c->id);
+  uint64_t bytes = sl ? atomic_load(&sl->delivered) : 0;
+  uint64_t events = sl ? atomic_load(&sl->delivered_events) : 0;
+  bytes = c->charged > bytes ? c->charged - bytes : 0;
+  events = c->charged_events > events ? c->charged_events - events : 0;
+  uint64_t max_events = c->limits.max_buffered_chunks;
+  if (resume)
+    return bytes > WSN_UNDELIVERED_MAX / 2 ||
+           (max_events != 0 && events > max_events / 2);
+  return bytes > WSN_UNDELIVERED_MAX || (max_events != 0 && events >= max_events);
+}
+
+/* Counts bytes and records against the connection's undelivered bound; the
+ * JS thread credits them back once it dispatched the batch
+ * (wsn_loop_credit). At the bound the connection stops reading until JS
+ * catches up: a peer can make us hold at most that much for a busy JS
+ * thread, whatever the size of its events. */
 static void charge(wsn_conn_t *c, size_t bytes, uint32_t events) {
-  c->undelivered += bytes;
-  c->undelivered_events += events;
-  if (!c->throttled &&
-      (c->undelivered > WSN_UNDELIVERED_MAX ||
-       (c->limits.max_buffered_chunks != 0 &&
-        c->undelivered_events >= c->limits.max_buffered_chunks))) {
-    c->throttled = 1;
-    update_reading(c);
+  c->charged += bytes;
+  c->charged_events += events;
+  if (c->throttled || !over_bound(c, 0)) return;
+  c->throttled = 1;
+  /* The flag first, then the credit again: a JS thread crediting in
+   * between either sees the flag (and sends CREDIT) or is seen here. */
+  wsn_slot_t *sl = wsn_slots_get(&c->loop->slots, c->id);
+  if (sl) atomic_store(&sl->throttled, 1);
+  if (!over_bound(c, 0)) {
+    c->throttled = 0;
+    if (sl) atomic_store(&sl->throttled, 0);
+    return;
   }
+  update_reading(c);
 }
 
 /* Posts an event of this connection, charged at WSN_EVENT_COST. */
@@ -1666,16 +1688,12 @@ void wsn_conn_command(wsn_conn_t *c, wsn_cmd_t *cmd) {
   }
 }
 
-void wsn_conn_delivered(wsn_conn_t *c, size_t bytes, uint32_t events) {
-  c->undelivered = bytes > c->undelivered ? 0 : c->undelivered - bytes;
-  c->undelivered_events =
-      events > c->undelivered_events ? 0 : c->undelivered_events - events;
-  if (c->throttled && c->undelivered <= WSN_UNDELIVERED_MAX / 2 &&
-      (c->limits.max_buffered_chunks == 0 ||
-       c->undelivered_events <= c->limits.max_buffered_chunks / 2)) {
-    c->throttled = 0;
-    update_reading(c);
-  }
+void wsn_conn_credited(wsn_conn_t *c) {
+  if (!c->throttled || over_bound(c, 1)) return;
+  c->throttled = 0;
+  wsn_slot_t *sl = wsn_slots_get(&c->loop->slots, c->id);
+  if (sl) atomic_store(&sl->throttled, 0);
+  update_reading(c);
 }
 
 /* ---- closing ---------------------------------------------------------- */

@@ -73,9 +73,10 @@ struct wsn_conn_s {
   wsn_buf_t hs;              /* handshake bytes (lazy, freed when open) */
   uint8_t *ctrl;             /* control frame payload, 125 bytes (lazy) */
   char *key;                 /* client: Sec-WebSocket-Key (until open) */
-  size_t undelivered;        /* event bytes posted and not yet acked
-                              * (WSN_EVENT_COST each) */
-  uint32_t undelivered_events; /* event records posted and not yet acked */
+  uint64_t charged;          /* event bytes posted, cumulative
+                              * (WSN_EVENT_COST each; the slot's
+                              * `delivered` is what JS dispatched) */
+  uint64_t charged_events;   /* event records posted, cumulative */
   uint32_t pending_pongs;    /* auto-pongs queued and not yet written */
   uint32_t fragments;        /* frames of the message being received */
   wsn_limits_t limits;
@@ -130,8 +131,9 @@ void wsn_conn_command(wsn_conn_t *c, wsn_cmd_t *cmd);
 void wsn_conn_flush(wsn_conn_t *c);
 /* Closes the socket now (terminate, fatal error, loop stop). */
 void wsn_conn_destroy(wsn_conn_t *c);
-/* JS dispatched `events` records of this connection costing `bytes`. */
-void wsn_conn_delivered(wsn_conn_t *c, size_t bytes, uint32_t events);
+/* WSN_CMD_CREDIT: JS credited this throttled connection; it reads again
+ * once its events waiting for JS are down to half the bound. */
+void wsn_conn_credited(wsn_conn_t *c);
 void wsn_server_maybe_closed(wsn_server_t *s);
 /* Answers 408 to server handshakes past their deadline; returns how many
  * handshakes are still being read. */

@@ -85,6 +85,11 @@ static void publish(wsn_loop_t *l) {
   int was_empty;
   int failed = 0;
   uv_mutex_lock(&l->ev_mu);
+  /* A batch JS is done with becomes the next one's memory. */
+  if (l->spare.base == NULL && l->returned.base != NULL) {
+    l->spare = l->returned;
+    l->returned = (wsn_buf_t){0};
+  }
   was_empty = l->published.len == 0;
   if (was_empty) {
     wsn_buf_t t = l->published;
@@ -110,24 +115,47 @@ wsn_buf_t wsn_loop_take_events(wsn_loop_t *l) {
   return b;
 }
 
-/* JS has dispatched a batch: give each connection back what conn.c charged
- * for its events (WSN_EVENT_COST each) and keep the memory for reuse. The
- * events of servers name a server's id, charged to nobody. */
-static void handle_ack(wsn_loop_t *l, wsn_buf_t *b) {
+/* JS thread. What conn.c charged for each event of a connection
+ * (WSN_EVENT_COST) goes back to the connection's slot, which the loop
+ * reads; the events of servers, and CLOSED (its id is gone), were charged
+ * to nobody. The loop is told only about connections that stopped reading
+ * for lack of credit (one CREDIT command each), so a batch costs no
+ * command, lock or wake-up of its own. A slot reused since is credited by
+ * mistake at most one batch's worth, which conn.c clamps. */
+static int charged_to_conn(const wsn_event_t *ev) {
+  return ev->type != WSN_EV_LISTENING && ev->type != WSN_EV_LISTEN_ERROR &&
+         ev->type != WSN_EV_SERVER_CLOSED && ev->type != WSN_EV_CLOSED;
+}
+
+void wsn_loop_credit(wsn_loop_t *l, wsn_buf_t *b) {
   FOR_EACH_EVENT(b, ev) {
-    if (ev->type == WSN_EV_LISTENING || ev->type == WSN_EV_LISTEN_ERROR ||
-        ev->type == WSN_EV_SERVER_CLOSED || ev->type == WSN_EV_CLOSED)
-      continue;
-    wsn_conn_t *c = wsn_slots_ptr(&l->slots, wsn_id_make(ev->slot, ev->gen));
-    if (c) wsn_conn_delivered(c, WSN_EVENT_COST(ev), 1);
+    if (!charged_to_conn(ev)) continue;
+    wsn_slot_t *sl = wsn_slots_get(&l->slots, wsn_id_make(ev->slot, ev->gen));
+    if (sl == NULL) continue;
+    atomic_fetch_add(&sl->delivered, WSN_EVENT_COST(ev));
+    atomic_fetch_add(&sl->delivered_events, 1);
   }
-  if (l->spare.base == NULL) {
-    l->spare = *b;
-    l->spare.len = 0;
-  } else {
-    wsn_buf_free(b);
+  /* Once the whole batch is credited (in main-loop mode CREDIT runs at
+   * once, and must see all of it). A connection's records sit together in
+   * a batch more often than not: `last` saves repeated commands. */
+  wsn_id_t last = 0;
+  FOR_EACH_EVENT(b, ev) {
+    if (!charged_to_conn(ev)) continue;
+    wsn_id_t id = wsn_id_make(ev->slot, ev->gen);
+    if (id == last) continue;
+    last = id;
+    wsn_slot_t *sl = wsn_slots_get(&l->slots, id);
+    if (sl == NULL || !atomic_load(&sl->throttled)) continue;
+    wsn_cmd_t *cmd = wsn_cmd_new(WSN_CMD_CREDIT, id, 0);
+    if (cmd) wsn_loop_push(l, cmd);
   }
-  free(b);
+  b->len = 0;
+  uv_mutex_lock(&l->ev_mu);
+  int keep = l->returned.base == NULL;
+  if (keep) l->returned = *b;
+  uv_mutex_unlock(&l->ev_mu);
+  if (!keep) wsn_buf_free(b);
+  *b = (wsn_buf_t){0};
 }
 
 /* ---- dirty list -------------------------------------------------------- */
@@ -457,10 +485,12 @@ static void run_command(wsn_loop_t *l, wsn_cmd_t *cmd) {
     case WSN_CMD_ADOPT:
       wsn_conn_adopt(l, cmd); /* takes cmd */
       return;
-    case WSN_CMD_ACK:
-      handle_ack(l, (wsn_buf_t *)(uintptr_t)cmd->arg);
+    case WSN_CMD_CREDIT: {
+      wsn_conn_t *c = wsn_slots_ptr(&l->slots, cmd->id);
+      if (c) wsn_conn_credited(c);
       free(cmd);
       return;
+    }
     case WSN_CMD_STOP:
       free(cmd);
       stop_all(l);
@@ -532,7 +562,7 @@ static void drain_commands(wsn_loop_t *l, int all) {
     unsigned n = 0;
     while (cmd) {
       wsn_cmd_t *next = cmd->next;
-      if (l->stopping && cmd->type != WSN_CMD_ACK) discard_command(cmd);
+      if (l->stopping) discard_command(cmd);
       else run_command(l, cmd);
       cmd = next;
       if (!all && cmd && (++n & 63) == 0 && !l->stopping &&
@@ -747,11 +777,6 @@ void wsn_loop_destroy(wsn_loop_t *l) {
   wsn_cmd_t *cmd = l->cmd_head;
   while (cmd) {
     wsn_cmd_t *next = cmd->next;
-    if (cmd->type == WSN_CMD_ACK) {
-      wsn_buf_t *b = (wsn_buf_t *)(uintptr_t)cmd->arg;
-      wsn_buf_free(b);
-      free(b);
-    }
     discard_command(cmd);
     cmd = next;
   }
@@ -761,6 +786,7 @@ void wsn_loop_destroy(wsn_loop_t *l) {
   wsn_buf_free(&l->batch);
   wsn_buf_free(&l->published);
   wsn_buf_free(&l->spare);
+  wsn_buf_free(&l->returned);
   free(l->read_buf);
   l->read_buf = NULL;
   wsn_buf_free(&l->tls_plain);

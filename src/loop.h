@@ -29,7 +29,7 @@ typedef enum {
   WSN_CMD_CONNECT,      /* data: wsn_connect_args_t + host + request */
   WSN_CMD_ACCEPT,       /* data: wsn_pmd_setup_t, then the 101 JS built */
   WSN_CMD_REJECT,       /* data: the error response; then close */
-  WSN_CMD_ACK,          /* arg: pointer to a delivered batch (wsn_buf_t *) */
+  WSN_CMD_CREDIT,       /* JS credited a throttled connection: re-check */
   WSN_CMD_ADOPT,        /* data: wsn_adopt_args_t + head + response */
   WSN_CMD_STOP,
   WSN_CMD_SOCKOPT       /* flags: WSN_SOCKOPT_*; arg: the value (below) */
@@ -225,7 +225,8 @@ typedef struct wsn_loop_s {
   wsn_buf_t batch;
   uv_mutex_t ev_mu;
   wsn_buf_t published;
-  wsn_buf_t spare;
+  wsn_buf_t spare;        /* loop thread: a batch buffer for reuse */
+  wsn_buf_t returned;     /* ev_mu: a batch JS is done with */
   wsn_notify_cb notify;
   void *notify_ctx;
 
@@ -258,6 +259,13 @@ void wsn_loop_push(wsn_loop_t *l, wsn_cmd_t *cmd);
 
 /* JS thread: takes the whole published batch (empty if none). */
 wsn_buf_t wsn_loop_take_events(wsn_loop_t *l);
+
+/* JS thread, once a taken batch was dispatched: credits every connection
+ * with what its events were charged (slots' `delivered`), wakes the loop
+ * only for a connection that stopped reading for lack of credit, and gives
+ * the batch's memory back for reuse (kept or freed: the caller must not use
+ * it again). No command per batch. */
+void wsn_loop_credit(wsn_loop_t *l, wsn_buf_t *batch);
 
 /*
  * Stops the loop: thread mode joins the thread after every handle closed.

@@ -42,6 +42,9 @@ wsn_id_t wsn_slots_alloc(wsn_slots_t *s) {
   sl->next_free = 0;
   sl->ptr = NULL;
   atomic_store(&sl->written, 0);
+  atomic_store(&sl->delivered, 0);
+  atomic_store(&sl->delivered_events, 0);
+  atomic_store(&sl->throttled, 0);
   id = wsn_id_make(slot, atomic_load(&sl->gen));
 out:
   uv_mutex_unlock(&s->mu);

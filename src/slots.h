@@ -32,6 +32,11 @@ typedef struct {
    * before it returns; the I/O thread clears it before it closes the fd, so
    * the fd is used at most once and never after it was closed. */
   _Atomic int32_t listen_fd;
+  _Atomic uint32_t throttled; /* the loop stopped reading for lack of credit */
+  /* Credited by the JS thread once it dispatched a batch: what conn.c
+   * charged for the connection's events (bytes, records), cumulative. */
+  _Atomic uint64_t delivered;
+  _Atomic uint64_t delivered_events;
 } wsn_slot_t;
 
 typedef struct {
