@@ -43,11 +43,13 @@ const UWS_VERSION = '3.0.6';
 const RESULTS = path.join(BENCH, 'results.md');
 
 // Column order is this order. `bin`: a native executable instead of a Node
-// script; `pmd`: speaks permessage-deflate; `client`: has a WebSocket client
-// (S6 measures clients).
+// script; `pmd`: speaks permessage-deflate (`pmdKeys`: the only
+// perMessageDeflate options it can match, see servers/uws.js); `client`: has
+// a WebSocket client (S6 measures clients).
 const IMPLS = {
   ws: { label: 'ws', script: 'ws.js', env: {}, pmd: true, client: true },
-  uws: { label: 'uWebSockets.js', short: 'uWS.js', script: 'uws.js', env: { BENCH_UWS_DIR: UWS_DIR }, pmd: true, client: false },
+  uws: { label: 'uWebSockets.js', short: 'uWS.js', script: 'uws.js', env: { BENCH_UWS_DIR: UWS_DIR }, pmd: true,
+    pmdKeys: ['serverNoContextTakeover', 'clientNoContextTakeover'], client: false },
   'native-thread': { label: 'ws-native (thread)', script: 'ws-native.js', env: { WS_NATIVE_LOOP: 'thread' }, pmd: true, client: true },
   'native-main': { label: 'ws-native (main)', script: 'ws-native.js', env: { WS_NATIVE_LOOP: 'main' }, pmd: true, client: true },
   c: { label: 'C limit', bin: CSERVER, env: {}, pmd: false, client: false }
@@ -59,6 +61,8 @@ function notApplicable(scn, impl) {
   if (scn.client && !i.client) return `S6 measures a WebSocket client; ${i.label} is measured as a server only`;
   const pmd = (scn.env && scn.env.BENCH_PMD) || (scn.memory && scn.memory.env && scn.memory.env.BENCH_PMD);
   if (pmd && !i.pmd) return 'the C server has no permessage-deflate (it is the limit of the uncompressed path)';
+  const unmatched = pmd && i.pmdKeys ? Object.keys(JSON.parse(pmd)).filter((k) => !i.pmdKeys.includes(k)) : [];
+  if (unmatched.length) return `${i.label} has no counterpart of perMessageDeflate.${unmatched.join(', ')}`;
   return null;
 }
 
