@@ -4,16 +4,25 @@
 // Benchmark driver: `npm run bench` (= node bench/run.js).
 //
 // For each scenario it runs every implementation in turn, INTERLEAVED
-// (ws, ws-native thread, ws-native main, then again, ...), so slow drift on a
+// (ws, uWebSockets.js, ws-native thread, ws-native main, the C server, then
+// again, ...), so slow drift on a
 // shared machine (other jobs, thermal, page cache) hits every column alike
 // instead of whichever ran last. Each cell is the median of the repetitions.
 // The server is pinned to CPU 0 and the load generator to CPU 1 so they do
 // not compete for a core. Every measurement gets a fresh server process.
 //
+// The peers: ws (the reference ws-native replaces), uWebSockets.js (what
+// people pick a native WebSocket server for; npm `uwebsockets` 3.0.6, a
+// third party's republished binary, installed on demand into bench/.uws and
+// never a dependency: see ensureUws) and the C server (build/cserver from
+// cserver.c, the machine's limit: the least a correct echo server can do).
+// Every row gives ws-native's ratio against ws and against uWebSockets.js.
+//
 // Options:
 //   --quick            short durations and one repetition (smoke run, < 1 min)
 //   --only S2[,S5]     run only these scenarios (S1-S4, S4Z, S4ZN, S5, S5N, S6)
-//   --impl a,b         columns: ws, native-thread, native-main ("native" = both)
+//   --impl a,b         columns: ws, uws, native-thread, native-main, c
+//                      ("native" = both ws-native modes; default: all five)
 //   --reps N           repetitions (default 3; --quick: 1)
 //   --no-pin           do not pin processes to CPUs
 // Prints the table on stdout (progress on stderr) and writes bench/results.md.
@@ -26,17 +35,41 @@ const readline = require('readline');
 
 const BENCH = __dirname;
 const WSLOAD = path.join(BENCH, 'build', 'wsload');
+const CSERVER = path.join(BENCH, 'build', 'cserver');
+// uWebSockets.js: the npm version measured in issue 14, installed on demand
+// (ensureUws) into this git-ignored folder.
+const UWS_DIR = path.join(BENCH, '.uws');
+const UWS_VERSION = '3.0.6';
 const RESULTS = path.join(BENCH, 'results.md');
 
+// Column order is this order. `bin`: a native executable instead of a Node
+// script; `pmd`: speaks permessage-deflate (`pmdKeys`: the only
+// perMessageDeflate options it can match, see servers/uws.js); `client`: has
+// a WebSocket client (S6 measures clients).
 const IMPLS = {
-  ws: { label: 'ws', script: 'ws.js', env: {} },
-  'native-thread': { label: 'ws-native (thread)', script: 'ws-native.js', env: { WS_NATIVE_LOOP: 'thread' } },
-  'native-main': { label: 'ws-native (main)', script: 'ws-native.js', env: { WS_NATIVE_LOOP: 'main' } }
+  ws: { label: 'ws', script: 'ws.js', env: {}, pmd: true, client: true },
+  uws: { label: 'uWebSockets.js', short: 'uWS.js', script: 'uws.js', env: { BENCH_UWS_DIR: UWS_DIR }, pmd: true,
+    pmdKeys: ['serverNoContextTakeover', 'clientNoContextTakeover'], client: false },
+  'native-thread': { label: 'ws-native (thread)', script: 'ws-native.js', env: { WS_NATIVE_LOOP: 'thread' }, pmd: true, client: true },
+  'native-main': { label: 'ws-native (main)', script: 'ws-native.js', env: { WS_NATIVE_LOOP: 'main' }, pmd: true, client: true },
+  c: { label: 'C limit', bin: CSERVER, env: {}, pmd: false, client: false }
 };
 
+// Why `impl` has no cell in `scn`, or null when it has one.
+function notApplicable(scn, impl) {
+  const i = IMPLS[impl];
+  if (scn.client && !i.client) return `S6 measures a WebSocket client; ${i.label} is measured as a server only`;
+  const pmd = (scn.env && scn.env.BENCH_PMD) || (scn.memory && scn.memory.env && scn.memory.env.BENCH_PMD);
+  if (pmd && !i.pmd) return 'the C server has no permessage-deflate (it is the limit of the uncompressed path)';
+  const unmatched = pmd && i.pmdKeys ? Object.keys(JSON.parse(pmd)).filter((k) => !i.pmdKeys.includes(k)) : [];
+  if (unmatched.length) return `${i.label} has no counterpart of perMessageDeflate.${unmatched.join(', ')}`;
+  return null;
+}
+
 // Durations in seconds: [warmup, measure]; idle/idleZ: connections held by
-// S4 and S4Z/S4ZN. The full run takes ~6 min with all three implementations
-// (81 measurements).
+// S4 and S4Z/S4ZN. The full run takes ~9 min with all five implementations
+// (117 measurements: the C server has no compressed cells, and only ws and
+// ws-native have S6's client).
 const FULL = { S1: [1, 3], S2: [1, 5], S3: [1, 3], S5: [1, 5], S6: [1, 5], idle: 10000, idleZ: 2000 };
 const QUICK = { S1: [0.3, 1], S2: [0.5, 1.5], S3: [0.5, 1], S5: [0.5, 1.5], S6: [0.5, 1.5], idle: 10000, idleZ: 2000 };
 
@@ -145,7 +178,7 @@ function parseArgs(argv) {
       for (const n of val().split(',').filter(Boolean)) {
         const names = n === 'native' ? ['native-thread', 'native-main'] : [n];
         for (const m of names) {
-          if (!IMPLS[m]) usage(`unknown implementation ${m} (ws, native-thread, native-main, native)`);
+          if (!IMPLS[m]) usage(`unknown implementation ${m} (ws, uws, native-thread, native-main, native, c)`);
           if (!o.impls.includes(m)) o.impls.push(m);
         }
       }
@@ -168,7 +201,7 @@ function parseArgs(argv) {
 function usage(err) {
   const text =
     'usage: node bench/run.js [--quick] [--only S1,S2,S3,S4,S4Z,S4ZN,S5,S5N,S6]\n' +
-    '                         [--impl ws,native-thread,native-main|native]\n' +
+    '                         [--impl ws,uws,native-thread,native-main,c|native]\n' +
     '                         [--reps N] [--no-pin]\n';
   if (err) {
     process.stderr.write(`run.js: ${err}\n${text}`);
@@ -229,18 +262,20 @@ function reasonFrom(stderr, fallback) {
   return r.length > 200 ? r.slice(0, 197) + '...' : r;
 }
 
-// The server under test for `impl` (servers/ws.js or ws-native.js), pinned
-// to the server's CPU; `env` adds to the implementation's environment.
+// The server under test for `impl` (servers/<impl>.js or build/cserver),
+// pinned to the server's CPU; `env` adds to the implementation's environment.
 function implServer(impl, exposeGc, env) {
-  return { script: IMPLS[impl].script, env: { ...IMPLS[impl].env, ...env }, exposeGc, pin: pinning && pinning.server };
+  const i = IMPLS[impl];
+  return { script: i.script, bin: i.bin, env: { ...i.env, ...env }, exposeGc, pin: pinning && pinning.server, name: i.label };
 }
 
 // A server process speaking the echo.js protocol: JSON lines on stdout.
-// spec: { script (in servers/), env, exposeGc, pin (command prefix), name }.
+// spec: { script (in servers/) or bin (an executable), env, exposeGc,
+// pin (command prefix), name }.
 class Server {
   constructor(spec) {
-    const nodeArgs = [...(spec.exposeGc ? ['--expose-gc'] : []), path.join(BENCH, 'servers', spec.script)];
-    const [cmd, args] = command(spec.pin, process.execPath, nodeArgs);
+    const nodeArgs = [...(spec.exposeGc ? ['--expose-gc'] : []), path.join(BENCH, 'servers', spec.script || '')];
+    const [cmd, args] = spec.bin ? command(spec.pin, spec.bin, []) : command(spec.pin, process.execPath, nodeArgs);
     this.name = spec.name || 'server';
     this.proc = track(spawn(cmd, args, { env: { ...process.env, ...spec.env }, stdio: ['pipe', 'pipe', 'pipe'] }));
     this.stderr = '';
@@ -353,6 +388,38 @@ function runJson(name, file, args, { pin, env, timeoutMs }) {
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// uWebSockets.js for the uws column: npm `uwebsockets` (UWS_VERSION) in
+// bench/.uws, installed there on first use. It is a third party's
+// republished binary (the uWebSockets.js author publishes only on GitHub),
+// so it is never a dependency of the package or of `npm test`: only this
+// column asks for it, into a folder of its own. Returns null when it loads,
+// else the reason the column reads n/a.
+function ensureUws() {
+  const pkg = path.join(UWS_DIR, 'node_modules', 'uwebsockets', 'package.json');
+  let version = null;
+  try {
+    version = JSON.parse(fs.readFileSync(pkg, 'utf8')).version;
+  } catch {}
+  if (version !== UWS_VERSION) {
+    process.stderr.write(`bench: installing uwebsockets@${UWS_VERSION} into ${path.relative(process.cwd(), UWS_DIR)} (the uWebSockets.js column)\n`);
+    fs.mkdirSync(UWS_DIR, { recursive: true });
+    const r = spawnSync(
+      'npm',
+      ['install', '--prefix', UWS_DIR, `uwebsockets@${UWS_VERSION}`, '--no-save', '--no-audit', '--no-fund', '--loglevel=error'],
+      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 300000 }
+    );
+    if (r.status !== 0) {
+      return `cannot install uwebsockets@${UWS_VERSION} into bench/.uws: ${r.error ? r.error.message : reasonFrom(r.stderr || '', 'npm failed')}`;
+    }
+  }
+  // Loading it in a throwaway process: a binary built for another Node ABI
+  // or libc fails here with its own message.
+  const probe = `require(require.resolve('uwebsockets', { paths: [${JSON.stringify(path.join(UWS_DIR, 'node_modules'))}] }))`;
+  const r = spawnSync(process.execPath, ['-e', probe], { encoding: 'utf8', timeout: 30000 });
+  if (r.status !== 0) return `uwebsockets@${UWS_VERSION} does not load: ${reasonFrom(r.stderr || '', 'no error message')}`;
+  return null;
+}
 
 // ---- measurements ----------------------------------------------------------
 
@@ -535,14 +602,16 @@ function fmt(v, digits) {
   return v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
 
+// Columns: every implementation, then ws-native's ratios against ws and
+// against uWebSockets.js (thread / main when both modes run). A ratio is
+// ws-native's figure over the peer's, so above 1 is better for "higher is
+// better" rows and worse for "lower is better" ones.
 function buildTable(opts, results, failures) {
-  const natives = opts.impls.filter((i) => i !== 'ws');
-  const header = ['Scenario', 'Metric', ...opts.impls.map((i) => IMPLS[i].label)];
-  const ratioHeader =
-    natives.length === 0
-      ? null
-      : `ratio vs ws${natives.length > 1 ? ' (' + natives.map((i) => i.replace('native-', '')).join(' / ') + ')' : ''}`;
-  if (ratioHeader) header.push(ratioHeader);
+  const natives = opts.impls.filter((i) => i.startsWith('native-'));
+  const peers = ['ws', 'uws'].filter((p) => opts.impls.includes(p));
+  const modes = natives.length > 1 ? ' (' + natives.map((i) => i.replace('native-', '')).join(' / ') + ')' : '';
+  const ratioCols = natives.length === 0 ? [] : peers.map((p) => ({ peer: p, title: `vs ${IMPLS[p].short || IMPLS[p].label}${modes}` }));
+  const header = ['Scenario', 'Metric', ...opts.impls.map((i) => IMPLS[i].label), ...ratioCols.map((r) => r.title)];
   const rows = [];
   for (const scn of SCENARIOS) {
     if (opts.only && !opts.only.includes(scn.id)) continue;
@@ -554,12 +623,8 @@ function buildTable(opts, results, failures) {
       };
       const med = Object.fromEntries(opts.impls.map((i) => [i, cell(i)]));
       const row = [mi === 0 ? `${scn.id} ${scn.title}` : '', m.name, ...opts.impls.map((i) => (med[i] === null ? 'n/a' : fmt(med[i], m.fmt)))];
-      if (ratioHeader) {
-        row.push(
-          natives
-            .map((i) => (med[i] === null || !med.ws ? 'n/a' : `${(med[i] / med.ws).toFixed(2)}×`))
-            .join(' / ')
-        );
+      for (const { peer } of ratioCols) {
+        row.push(natives.map((i) => (med[i] === null || !med[peer] ? 'n/a' : `${(med[i] / med[peer]).toFixed(2)}×`)).join(' / '));
       }
       rows.push(row);
     });
@@ -584,6 +649,9 @@ function mdTable({ header, rows }) {
 
 function failureNotes(opts, failures) {
   const notes = [];
+  if (opts.impls.includes('c')) {
+    notes.push('C limit: bench/cserver.c, one thread, epoll, RFC 6455 framing and nothing else (no permessage-deflate, no UTF-8 validation): what the machine allows.');
+  }
   for (const impl of opts.impls) {
     const seen = new Set();
     for (const scn of SCENARIOS) {
@@ -634,7 +702,8 @@ async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const durations = opts.quick ? QUICK : FULL;
 
-  // make is incremental: this rebuilds wsload only when wsload.c changed.
+  // make is incremental: this rebuilds wsload and cserver only when their
+  // source changed.
   const mk = spawnSync('make', ['-s', '-C', BENCH], { stdio: ['ignore', 2, 2] });
   if (mk.status !== 0) {
     if (!fs.existsSync(WSLOAD)) {
@@ -642,6 +711,13 @@ async function main() {
       process.exit(1);
     }
     process.stderr.write('run.js: make failed; using the existing build/wsload\n');
+  }
+
+  const unavailable = {}; // impl -> reason its server never started
+  if (opts.impls.includes('c') && !fs.existsSync(CSERVER)) unavailable.c = `no ${path.relative(process.cwd(), CSERVER)} (make -C bench failed)`;
+  if (opts.impls.includes('uws')) {
+    const why = ensureUws();
+    if (why) unavailable.uws = why;
   }
 
   const pin = detectPinning(opts.pin);
@@ -653,13 +729,17 @@ async function main() {
 
   const results = {};
   const failures = {};
-  const unavailable = {}; // impl -> reason its server never started
   for (const scn of SCENARIOS) {
     if (opts.only && !opts.only.includes(scn.id)) continue;
     results[scn.id] = Object.fromEntries(opts.impls.map((i) => [i, []]));
     failures[scn.id] = {};
     for (let rep = 1; rep <= opts.reps; rep++) {
       for (const impl of opts.impls) {
+        const na = notApplicable(scn, impl);
+        if (na) {
+          failures[scn.id][impl] = na;
+          continue;
+        }
         if (unavailable[impl]) {
           failures[scn.id][impl] = unavailable[impl];
           continue;
@@ -688,7 +768,7 @@ async function main() {
   const elapsed = ((Date.now() - started) / 1000).toFixed(0);
   process.stdout.write('\n' + textTable(table) + '\n');
   if (notes.length) process.stdout.write('\n' + notes.join('\n') + '\n');
-  process.stdout.write(`\n(${elapsed} s; ratios are ws-native / ws; written to ${path.relative(process.cwd(), RESULTS)})\n`);
+  process.stdout.write(`\n(${elapsed} s; ratios are ws-native's figure / the peer's; written to ${path.relative(process.cwd(), RESULTS)})\n`);
 
   const cpu = (os.cpus()[0] || {}).model || 'unknown CPU';
   const md = [
@@ -697,7 +777,8 @@ async function main() {
     `\`node bench/run.js${process.argv.length > 2 ? ' ' + process.argv.slice(2).join(' ') : ''}\` on ` +
       `${new Date().toISOString().slice(0, 10)}: Node ${process.version}, ${cpu.trim()}, ` +
       `${os.availableParallelism()} CPUs, Linux ${os.release()}; ${pin.note}; ` +
-      `median of ${opts.reps} interleaved run(s). Ratios are ws-native / ws. See README.md for the scenarios.`,
+      `median of ${opts.reps} interleaved run(s). Ratios are ws-native's figure / the peer's (ws, uWebSockets.js ${UWS_VERSION} from npm \`uwebsockets\`). ` +
+      'See README.md for the scenarios.',
     '',
     mdTable(table),
     ...(notes.length ? ['', ...notes.map((n) => `- ${n}`)] : []),

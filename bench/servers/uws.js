@@ -1,0 +1,90 @@
+'use strict';
+
+// Echo server on uWebSockets.js, the third peer: the same behaviour and the
+// same protocol with bench/run.js as echo.js ({"port":N} once listening,
+// {"rss":bytes} per stdin line "rss", exit on stdin end), but uWS's own API,
+// since uWS is not a ws drop-in.
+//
+// uWebSockets.js comes from npm `uwebsockets` 3.0.6, a third party's
+// republished binary (the uWS author publishes only on GitHub). run.js
+// installs it on demand into bench/.uws (git-ignored); it is never a
+// dependency of the package. $BENCH_UWS_DIR names that folder.
+//
+// Where it differs from echo.js on ws, and why:
+// - permessage-deflate ($BENCH_PMD, ws's perMessageDeflate as JSON) maps to
+//   uWS's two settings per direction: serverNoContextTakeover -> the shared
+//   compressor (uWS then answers server_no_context_takeover), otherwise
+//   uWS.DEDICATED_COMPRESSOR (window bits 15, memLevel 8: zlib's defaults,
+//   as ws uses); clientNoContextTakeover -> the shared decompressor (uWS
+//   then answers client_no_context_takeover), otherwise
+//   uWS.DEDICATED_DECOMPRESSOR (a 32 KiB window). ws's other options
+//   (threshold, level, memLevel, max window bits) have no uWS counterpart
+//   and keep uWS's values (ws's 1 KiB threshold does not matter here: the
+//   compressed scenarios send 1 KiB messages); a BENCH_PMD that sets any of
+//   them is refused, so such a cell reads n/a rather than measuring
+//   something else.
+// - uWS's limits are opened to ws's behaviour: messages up to 100 MiB (ws's
+//   maxPayload; uWS's default is 16 KiB), no idle timeout and no automatic
+//   pings (ws has neither), and a send buffer large enough that uWS never
+//   drops an echo (ws buffers without limit; uWS drops past maxBackpressure).
+
+const path = require('path');
+const readline = require('readline');
+
+const dir = process.env.BENCH_UWS_DIR || path.join(__dirname, '..', '.uws');
+const uWS = require(require.resolve('uwebsockets', { paths: [path.join(dir, 'node_modules')] }));
+
+function compression() {
+  if (!process.env.BENCH_PMD) return uWS.DISABLED;
+  const pmd = JSON.parse(process.env.BENCH_PMD);
+  const known = ['serverNoContextTakeover', 'clientNoContextTakeover'];
+  const other = Object.keys(pmd).filter((k) => !known.includes(k));
+  if (other.length) {
+    throw new Error(`uWebSockets.js has no counterpart of perMessageDeflate.${other.join(', ')}`);
+  }
+  return (
+    (pmd.serverNoContextTakeover ? uWS.SHARED_COMPRESSOR : uWS.DEDICATED_COMPRESSOR) |
+    (pmd.clientNoContextTakeover ? uWS.SHARED_DECOMPRESSOR : uWS.DEDICATED_DECOMPRESSOR)
+  );
+}
+
+let compress;
+try {
+  compress = compression();
+} catch (e) {
+  process.stderr.write(`Error: ${e.message}\n`);
+  process.exit(1);
+}
+
+const port = Number(process.argv[2] || process.env.PORT || 0);
+uWS
+  .App()
+  .ws('/*', {
+    compression: compress,
+    maxPayloadLength: 100 * 1024 * 1024,
+    maxBackpressure: 1024 * 1024 * 1024,
+    idleTimeout: 0,
+    sendPingsAutomatically: false,
+    message: (ws, message, isBinary) => {
+      // `message` is valid only during this call; send copies it.
+      ws.send(message, isBinary, compress !== uWS.DISABLED);
+    }
+  })
+  .listen('127.0.0.1', port, (token) => {
+    if (!token) {
+      process.stderr.write(`server error: uWebSockets.js cannot listen on 127.0.0.1:${port}\n`);
+      process.exit(1);
+    }
+    process.stdout.write(JSON.stringify({ port: uWS.us_socket_local_port(token) }) + '\n');
+  });
+
+const rl = readline.createInterface({ input: process.stdin });
+rl.on('line', (line) => {
+  if (line.trim() !== 'rss') return;
+  if (typeof global.gc === 'function') {
+    global.gc();
+    global.gc();
+  }
+  process.stdout.write(JSON.stringify({ rss: process.memoryUsage.rss() }) + '\n');
+});
+rl.on('close', () => process.exit(0));
