@@ -275,10 +275,7 @@ class NativeSocket extends EventEmitter {
     // bufferedAmount nobody reads): recount once before asking C for a
     // WRITTEN event, or every send past the first 16 KiB ever sent would
     // ask for one.
-    if (!ws._nativeClosed) {
-      const written = binding.written(ws._id);
-      if (written > ws._written) ws._written = written;
-    }
+    ws._refreshWritten();
     return waiting(ws) + size + MAX_HEADER >= HIGH_WATER_MARK;
   }
 

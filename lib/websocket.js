@@ -143,10 +143,7 @@ class WebSocket extends EventEmitter {
 
   get bufferedAmount() {
     if (this._id === 0) return this._bufferedAmount;
-    if (!this._nativeClosed) {
-      const written = binding.written(this._id);
-      if (written > this._written) this._written = written;
-    }
+    this._refreshWritten();
     // As with a Node socket's writableLength, bytes sent during the current
     // JS turn count as buffered until the turn ends, even if the I/O thread
     // has already written them.
@@ -462,7 +459,7 @@ class WebSocket extends EventEmitter {
       // bytes; only then does the frame wait in the socket's buffer, where
       // a destroyed socket fails its callback (see settleCallbacks). Bytes
       // sent before this turn and not yet written mean the same here.
-      if (this._written < this._turnBase) refreshWritten(this);
+      if (this._written < this._turnBase) this._refreshWritten();
     }
     const behind = this._written < this._turnBase;
     const start = this._sent;
@@ -738,6 +735,18 @@ class WebSocket extends EventEmitter {
     }
   }
 
+  /**
+   * Reads what C has written so far (an atomic in the connection's slot):
+   * _written is otherwise updated only by WRITTEN events.
+   *
+   * @private
+   */
+  _refreshWritten() {
+    if (this._nativeClosed) return;
+    const written = binding.written(this._id);
+    if (written > this._written) this._written = written;
+  }
+
   /** @private */
   _runCallbacks() {
     const cbs = this._callbacks;
@@ -898,11 +907,6 @@ function sendAfterClose(websocket, data, cb) {
   }
 }
 
-function refreshWritten(websocket) {
-  if (websocket._nativeClosed) return;
-  const written = binding.written(websocket._id);
-  if (written > websocket._written) websocket._written = written;
-}
 
 /**
  * The connection is gone (or going) with send callbacks waiting: they run
@@ -916,7 +920,7 @@ function settleCallbacks(websocket, makeError) {
   const cbs = websocket._callbacks;
   if (cbs.length === 0) return;
   websocket._callbacks = [];
-  refreshWritten(websocket);
+  websocket._refreshWritten();
   const written = websocket._written;
   const done = [];
   for (const [, cb, behind, start] of cbs) {
