@@ -420,11 +420,9 @@ static void post_message(wsn_conn_t *c, const uint8_t *p, size_t n,
  * answers (the handshake timeout still applies). The read that completed
  * the head may have brought up to one read buffer more; then reading stops
  * at once. */
-#define WAIT_JS_EARLY_MAX (64u * 1024)
-
 static size_t wait_js_room(const wsn_conn_t *c) {
   size_t early = c->hs.len - c->hs_head_len;
-  return early >= WAIT_JS_EARLY_MAX ? 0 : WAIT_JS_EARLY_MAX - early;
+  return early >= WSN_WAIT_JS_EARLY_MAX ? 0 : WSN_WAIT_JS_EARLY_MAX - early;
 }
 
 static void update_reading(wsn_conn_t *c) {

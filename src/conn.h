@@ -112,8 +112,17 @@ struct wsn_conn_s {
 /* Client handshake result besides handshake.h's: unparsable response. */
 #define WSN_HS_BAD_RESPONSE 4
 
-/* Bytes of undelivered events above which a connection stops reading. */
+/* Bytes of undelivered events above which a connection stops reading.
+ * (Like the other bounds here, a build may set it smaller: the connection
+ * fuzzer does, so that its short inputs reach every bound.) */
+#ifndef WSN_UNDELIVERED_MAX
 #define WSN_UNDELIVERED_MAX (4u * 1024 * 1024)
+#endif
+/* Server, while JS decides on a handshake: bytes read past the request head
+ * that are kept for after the accept (see conn.c wait_js_room). */
+#ifndef WSN_WAIT_JS_EARLY_MAX
+#define WSN_WAIT_JS_EARLY_MAX (64u * 1024)
+#endif
 /* Frame lengths kept for binaryType 'fragments' (64 KiB): past this many
  * frames (only with maxFragments above ws's default, or 0) the rest of the
  * message is reported as one last fragment. */

@@ -192,7 +192,9 @@ typedef struct {
 #define WSN_EVENT_COST(ev)                                                   \
   (sizeof(wsn_event_t) + WSN_EVENT_ALIGN((size_t)(ev)->len))
 /* Payloads at least this large are handed over without a copy. */
+#ifndef WSN_EXTERNAL_MIN
 #define WSN_EXTERNAL_MIN (64 * 1024)
+#endif
 
 /* ---- The loop ------------------------------------------------------- */
 
