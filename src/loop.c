@@ -60,10 +60,11 @@ wsn_event_t *wsn_loop_post(wsn_loop_t *l, uint32_t type, wsn_id_t id,
 }
 
 /* Records are 8-aligned: the buffer is malloc'd and every record's size is
- * a multiple of 8. */
+ * a multiple of 8. An empty buffer may have no memory at all (base NULL),
+ * and NULL + 0 is undefined behaviour in C: the walk stops before it. */
 #define FOR_EACH_EVENT(buf, ev)                                            \
   for (wsn_event_t *ev = (wsn_event_t *)(buf)->base;                        \
-       (uint8_t *)ev < (buf)->base + (buf)->len;                            \
+       ev != NULL && (uint8_t *)ev < (buf)->base + (buf)->len;              \
        ev = (wsn_event_t *)((uint8_t *)(ev + 1) +                           \
                             ((ev->type == WSN_EV_MESSAGE &&                 \
                               (ev->a & WSN_MSG_EXTERNAL))                   \
