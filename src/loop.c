@@ -734,7 +734,11 @@ static void stop_all(wsn_loop_t *l) {
       l->pending_closes++; /* its close callback is already due */
     }
   }
+  /* A server whose listener has already closed (it stays listed while its
+   * connections live) has no close callback to come: counting it would
+   * keep the stop from ever finishing. */
   for (wsn_server_t *s = l->servers; s; s = s->next) {
+    if (s->listener_closed) continue;
     l->pending_closes++;
     if (!s->closing) server_close(s);
   }
