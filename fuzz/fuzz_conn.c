@@ -762,8 +762,15 @@ static void forget_sent(void) {
 }
 
 /* A frame as binding.c builds it for JS's send/ping/pong/close. */
+/* ws's send/ping/pong before the open event throw, and after close() call
+ * back with an error (sendAfterClose): neither reaches the connection. */
+static int js_can_send(void) {
+  return J.conn_id != 0 && J.open && !J.close_sent && !J.conn_closed;
+}
+
 static void js_frame(int type, int opcode, const uint8_t *p, size_t n,
                      int want_ack) {
+  if (type == WSN_CMD_SEND && !js_can_send()) return;
   if (J.conn_id == 0 || J.conn_closed) return;
   int masked = !J.is_server;
   wsn_cmd_t *cmd = wsn_cmd_new(type, J.conn_id, 14 + n);
@@ -786,14 +793,14 @@ static void js_frame(int type, int opcode, const uint8_t *p, size_t n,
   }
   wsn_conn_t *c = the_conn();
   /* Only a frame the connection will write is expected on the wire. */
-  if (c && c->state == WSN_CS_OPEN && !c->close_sent)
+  if (c && c->state == WSN_CS_OPEN && !c->close_sent && !c->shut)
     expect_sent((uint8_t)opcode, 0, p, n);
   push(cmd);
 }
 
 static void js_send_compressed(int opcode, const uint8_t *p, size_t n,
                                int want_ack) {
-  if (J.conn_id == 0 || J.conn_closed) return;
+  if (!js_can_send()) return;
   wsn_cmd_t *cmd = wsn_cmd_new(WSN_CMD_SEND, J.conn_id, n);
   CHECK(cmd != NULL);
   if (n) memcpy(cmd->data, p, n);
@@ -811,13 +818,14 @@ static void js_send_compressed(int opcode, const uint8_t *p, size_t n,
     J.acks_tail = &a->next;
   }
   wsn_conn_t *c = the_conn();
-  if (c && c->state == WSN_CS_OPEN && !c->close_sent && c->pmd)
+  if (c && c->state == WSN_CS_OPEN && !c->close_sent && !c->shut && c->pmd)
     expect_sent((uint8_t)opcode, 1, p, n);
   push(cmd);
 }
 
 static void js_close(int code, const uint8_t *reason, size_t rlen) {
   if (J.close_sent || J.conn_id == 0 || J.conn_closed) return;
+  if (!J.open) return; /* ws: close() before open aborts the handshake */
   uint8_t p[125];
   size_t n = 0;
   if (code >= 0) {
@@ -1720,6 +1728,7 @@ static void finish(void) {
   /* The peer reads everything; JS takes every event. */
   J.manual = 0;
   P.window = SIZE_MAX;
+  P.chunk = 65536;
   P.write_error = 0;
   js_deliver();
   for (int i = 0; i < 6; i++) iterate();
@@ -1732,7 +1741,8 @@ static void finish(void) {
     push(cmd);
   }
   for (int i = 0; i < 3; i++) iterate();
-  if (J.conn_id && J.conn_known) CHECK(J.conn_closed || the_conn() == NULL);
+  /* A terminated connection is gone, and JS heard of it. */
+  if (J.terminated) CHECK(J.conn_closed && the_conn() == NULL);
   stopped_flag = 0;
   wsn_loop_stop_main(&J.loop, on_stopped, NULL);
   for (int i = 0; i < 4 && !stopped_flag; i++) close_phase();
