@@ -1606,9 +1606,11 @@ void wsn_conn_command(wsn_conn_t *c, wsn_cmd_t *cmd) {
   }
   switch (cmd->type) {
     case WSN_CMD_SEND:
-      /* Frames after our close frame are dropped (the peer would fail us);
-       * JS raced with a close we answered here. */
-      if (c->close_sent || c->state != WSN_CS_OPEN) {
+      /* Frames after our close frame are dropped (the peer would fail us),
+       * and so are frames after our FIN (the peer ended its side first, and
+       * we ended ours: ws ends the socket on 'end', and its writes after
+       * that go nowhere; libuv would refuse them with EPIPE). */
+      if (c->close_sent || c->state != WSN_CS_OPEN || c->shut) {
         drop_js_frame(c, cmd);
         return;
       }
@@ -1618,7 +1620,7 @@ void wsn_conn_command(wsn_conn_t *c, wsn_cmd_t *cmd) {
       outbox_push(c, cmd);
       return;
     case WSN_CMD_CLOSE:
-      if (c->close_sent || c->state != WSN_CS_OPEN) {
+      if (c->close_sent || c->state != WSN_CS_OPEN || c->shut) {
         drop_js_frame(c, cmd);
       } else {
         outbox_push(c, cmd);
