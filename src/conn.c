@@ -467,6 +467,14 @@ static void on_eof(wsn_conn_t *c) {
     wsn_conn_destroy(c);
     return;
   }
+  /* A request the peer cut short with its end never becomes a WebSocket
+   * (Node's parser fails it at 'end'; ws never hears of it): drop it now.
+   * Ending our side and waiting would leave the handshake timeout to answer
+   * 408 into a socket we had already shut. */
+  if (c->state == WSN_CS_SERVER_HS) {
+    wsn_conn_destroy(c);
+    return;
+  }
   c->eof = 1;
   update_reading(c);
   if (c->shut && c->sreq == NULL) {
