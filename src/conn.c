@@ -1716,10 +1716,23 @@ void wsn_server_maybe_closed(wsn_server_t *s) {
   free(s);
 }
 
+void wsn_conn_report_closed(wsn_loop_t *l, int discard) {
+  while (l->unreported) {
+    wsn_conn_t *c = l->unreported;
+    if (!discard && wsn_loop_post(l, WSN_EV_CLOSED, c->id, NULL, 0) == NULL)
+      return; /* still no memory: the next publish tries again */
+    l->unreported = c->next;
+    free(c);
+  }
+}
+
 static void on_close(uv_handle_t *h) {
   wsn_conn_t *c = h->data;
   wsn_loop_t *l = c->loop;
-  if (c->announced) wsn_loop_post(l, WSN_EV_CLOSED, c->id, NULL, 0);
+  /* Out of memory for the event: the struct itself carries the id until it
+   * can be posted (a stopping loop posts nothing and needs nothing). */
+  int unreported = c->announced && !l->stopping &&
+                   wsn_loop_post(l, WSN_EV_CLOSED, c->id, NULL, 0) == NULL;
   wsn_slots_free(&l->slots, c->id);
   wsn_loop_unmark_dirty(l, c);
   conn_unlink(l, c);
@@ -1742,7 +1755,12 @@ static void on_close(uv_handle_t *h) {
     srv->conns--;
     wsn_server_maybe_closed(srv);
   }
-  free(c);
+  if (unreported) {
+    c->next = l->unreported;
+    l->unreported = c;
+  } else {
+    free(c);
+  }
   wsn_loop_closed_one(l);
 }
 

@@ -144,6 +144,10 @@ void wsn_conn_destroy(wsn_conn_t *c);
  * once its events waiting for JS are down to half the bound. */
 void wsn_conn_credited(wsn_conn_t *c);
 void wsn_server_maybe_closed(wsn_server_t *s);
+/* Posts the CLOSED events that could not be posted when their connections
+ * closed (see loop.h `unreported`); with `discard`, frees them instead (the
+ * loop is being destroyed). */
+void wsn_conn_report_closed(wsn_loop_t *l, int discard);
 /* Answers 408 to server handshakes past their deadline; returns how many
  * handshakes are still being read. */
 size_t wsn_conn_expire_handshakes(wsn_loop_t *l, uint64_t now);

@@ -606,6 +606,7 @@ wsn_resolver_t *wsn_loop_resolver(wsn_loop_t *l) {
 static void on_prepare(uv_prepare_t *h) {
   wsn_loop_t *l = h->data;
   flush_dirty(l);
+  wsn_conn_report_closed(l, 0);
   publish(l);
   /* Main-loop mode: what the dispatcher sent leaves before poll blocks. */
   if (!l->threaded) flush_dirty(l);
@@ -614,6 +615,7 @@ static void on_prepare(uv_prepare_t *h) {
 static void on_check(uv_check_t *h) {
   wsn_loop_t *l = h->data;
   flush_dirty(l);
+  wsn_conn_report_closed(l, 0);
   publish(l);
   /* Main-loop mode: publish() ran the JS dispatcher synchronously; what
    * its listeners sent (an echo, say) leaves in this same iteration. */
@@ -792,6 +794,7 @@ void wsn_loop_destroy(wsn_loop_t *l) {
   wsn_buf_free(&l->published);
   wsn_buf_free(&l->spare);
   wsn_buf_free(&l->returned);
+  wsn_conn_report_closed(l, 1);
   free(l->read_buf);
   l->read_buf = NULL;
   wsn_buf_free(&l->tls_plain);

@@ -240,6 +240,10 @@ typedef struct wsn_loop_s {
   int stopping;
   int live_handles;       /* servers + connections open */
   wsn_conn_t *conns;      /* every connection (for stop) */
+  /* Closed connections whose CLOSED event could not be posted (out of
+   * memory): JS must hear of every close, so it is posted again before
+   * each publish, and the struct is freed once it is. */
+  wsn_conn_t *unreported;
   wsn_server_t *servers;  /* every server (for stop) */
   wsn_rand_pool_t rand;   /* masks for frames built on this thread */
   wsn_cmd_t *stop_cmd;    /* preallocated, so stopping cannot fail */
