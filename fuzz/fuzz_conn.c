@@ -164,6 +164,7 @@ static struct {
   size_t window;     /* bytes the peer takes per iteration (SIZE_MAX: all) */
   size_t avail;      /* left this iteration */
   size_t chunk;      /* bytes per read */
+  size_t max_read;   /* the largest read so far (for the bounds) */
   int fin_seen;      /* our FIN arrived */
   int connect_fails;
 } P;
@@ -212,6 +213,7 @@ static struct {
   wsn_limits_t limits;
   int pmd_variant;
   int verify_async, keep_raw, reject, hs_timeout;
+  int by_name;       /* the client connects to a name, not an address */
   wsn_loop_t loop;
   wsn_id_t server_id, conn_id;
   int server_closed;   /* SERVER_CLOSED seen */
@@ -236,6 +238,33 @@ static struct {
   uint8_t mask_seed;
   int stopped;
 } J;
+
+/* ---- faults -------------------------------------------------------------- */
+
+/* The sources under test are compiled with malloc, calloc and realloc
+ * renamed to these (fuzz/Makefile), and the fake libuv's fallible calls ask
+ * here too: the script picks the Nth such call to fail (one per input), so
+ * every "out of memory" and "libuv refused" path runs. */
+static struct {
+  uint32_t count, fail_at; /* 0: no failure */
+  int armed;
+} F;
+
+static int fault(void) {
+  if (!F.armed || F.fail_at == 0) return 0;
+  return ++F.count == F.fail_at;
+}
+
+void *wsn_fuzz_malloc(size_t n);
+void *wsn_fuzz_calloc(size_t k, size_t n);
+void *wsn_fuzz_realloc(void *p, size_t n);
+void *wsn_fuzz_malloc(size_t n) { return fault() ? NULL : malloc(n); }
+void *wsn_fuzz_calloc(size_t k, size_t n) {
+  return fault() ? NULL : calloc(k, n);
+}
+void *wsn_fuzz_realloc(void *p, size_t n) {
+  return fault() ? NULL : realloc(p, n);
+}
 
 /* ---- libuv, faked ------------------------------------------------------ */
 
@@ -320,6 +349,7 @@ void uv_close(uv_handle_t *h, uv_close_cb cb) {
 }
 
 int uv_tcp_init(uv_loop_t *l, uv_tcp_t *h) {
+  if (fault()) return UV_ENOMEM;
   memset(h, 0, sizeof(*h));
   h->loop = l;
   h->type = UV_TCP;
@@ -328,11 +358,13 @@ int uv_tcp_init(uv_loop_t *l, uv_tcp_t *h) {
 }
 int uv_tcp_open(uv_tcp_t *h, uv_os_sock_t fd) {
   (void)fd;
+  if (fault()) return UV_EBADF;
   fh_find(h)->is_conn = 1;
   return 0;
 }
 int uv_accept(uv_stream_t *server, uv_stream_t *client) {
   (void)server;
+  if (fault()) return UV_EMFILE;
   fh_find(client)->is_conn = 1;
   return 0;
 }
@@ -355,6 +387,7 @@ int uv_tcp_bind(uv_tcp_t *h, const struct sockaddr *a, unsigned flags) {
 }
 int uv_listen(uv_stream_t *s, int backlog, uv_connection_cb cb) {
   (void)backlog;
+  if (fault()) return UV_EADDRINUSE;
   fh_find(s)->listen_cb = cb;
   return 0;
 }
@@ -403,13 +436,19 @@ int uv_ip6_name(const struct sockaddr_in6 *src, char *dst, size_t size) {
              ? 0
              : UV_ENOSPC;
 }
+/* Address lists come from the fake resolver below, one block each. */
 void uv_freeaddrinfo(struct addrinfo *ai) {
-  if (ai) freeaddrinfo(ai);
+  while (ai) {
+    struct addrinfo *next = ai->ai_next;
+    free(ai);
+    ai = next;
+  }
 }
 
 int uv_read_start(uv_stream_t *s, uv_alloc_cb alloc, uv_read_cb cb) {
   fhandle_t *f = fh_find(s);
   CHECK(f && !f->closing);
+  if (fault()) return UV_EINVAL;
   f->alloc_cb = alloc;
   f->read_cb = cb;
   f->reading = 1;
@@ -447,6 +486,7 @@ int uv_write(uv_write_t *req, uv_stream_t *s, const uv_buf_t bufs[],
   fhandle_t *f = fh_find(s);
   CHECK(f && f->is_conn && !f->closing && f->wreq == NULL);
   CHECK(!P.fin_seen && f->sreq == NULL);
+  if (fault()) return UV_ENOMEM;
   f->wreq = req;
   f->write_cb = cb;
   f->wdone = 0;
@@ -462,6 +502,7 @@ int uv_write(uv_write_t *req, uv_stream_t *s, const uv_buf_t bufs[],
 int uv_shutdown(uv_shutdown_t *req, uv_stream_t *s, uv_shutdown_cb cb) {
   fhandle_t *f = fh_find(s);
   CHECK(f && f->is_conn && !f->closing && f->sreq == NULL);
+  if (fault()) return UV_ENOTCONN;
   f->sreq = req;
   f->shutdown_cb = cb;
   return 0;
@@ -472,6 +513,7 @@ int uv_tcp_connect(uv_connect_t *req, uv_tcp_t *h, const struct sockaddr *a,
   (void)a;
   fhandle_t *f = fh_find(h);
   CHECK(f && f->creq == NULL);
+  if (fault()) return UV_ENETUNREACH;
   f->creq = req;
   f->connect_cb = cb;
   f->is_conn = 1;
@@ -539,22 +581,81 @@ const wsn_tls_error_t *wsn_tls_session_error(const wsn_tls_session_t *s) {
   (void)s;
   abort();
 }
+/* Name lookups: a client connecting to a name gets its answer in the next
+ * poll phase, as resolve.c's threads ring the wake handle: two addresses
+ * (the first may refuse the connect, to exercise the retry), or a failure. */
+static struct {
+  int made;          /* the resolver exists */
+  wsn_lookup_cb cb;
+  void *data;
+  int pending, abandoned;
+  unsigned port;
+  int fail, first_refuses;
+  int connects;      /* connects tried so far */
+} R;
+static char resolver_token, lookup_token;
+
 wsn_resolver_t *wsn_resolver_new(void (*wake)(void *), void *arg,
                                  wsn_gai_fn gai) {
   (void)wake, (void)arg, (void)gai;
-  return NULL; /* never asked for: a lookup would fail with ENOMEM */
+  if (fault()) return NULL;
+  R.made = 1;
+  return (wsn_resolver_t *)&resolver_token;
 }
 int wsn_lookup_start(wsn_resolver_t *r, const char *host, unsigned port,
                      wsn_lookup_cb cb, void *data, wsn_lookup_t **out) {
-  (void)r, (void)host, (void)port, (void)cb, (void)data, (void)out;
-  abort();
+  (void)host;
+  CHECK(r == (wsn_resolver_t *)&resolver_token && !R.pending);
+  if (fault()) return UV_ENOMEM;
+  R.cb = cb;
+  R.data = data;
+  R.port = port;
+  R.pending = 1;
+  *out = (wsn_lookup_t *)&lookup_token;
+  return 0;
 }
 void wsn_lookup_abandon(wsn_resolver_t *r, wsn_lookup_t *lk) {
-  (void)r, (void)lk;
-  abort();
+  CHECK(r == (wsn_resolver_t *)&resolver_token);
+  CHECK(lk == (wsn_lookup_t *)&lookup_token && R.pending);
+  R.pending = 0;
+  R.abandoned = 1;
 }
-void wsn_resolver_drain(wsn_resolver_t *r) { (void)r; abort(); }
-void wsn_resolver_shutdown(wsn_resolver_t *r) { (void)r; abort(); }
+void wsn_resolver_drain(wsn_resolver_t *r) {
+  CHECK(r == (wsn_resolver_t *)&resolver_token);
+  if (!R.pending) return;
+  R.pending = 0;
+  if (R.fail) {
+    R.cb(R.data, UV_EAI_NONAME, NULL);
+    return;
+  }
+  struct addrinfo *first = NULL, **tail = &first;
+  for (int i = 0; i < 2; i++) {
+    struct {
+      struct addrinfo ai;
+      struct sockaddr_storage ss;
+    } *b = calloc(1, sizeof(*b));
+    CHECK(b != NULL);
+    b->ai.ai_addr = (struct sockaddr *)&b->ss;
+    if (i == 0) {
+      b->ai.ai_family = AF_INET;
+      b->ai.ai_addrlen = sizeof(struct sockaddr_in);
+      CHECK(uv_ip4_addr("127.0.0.1", (int)R.port,
+                        (struct sockaddr_in *)&b->ss) == 0);
+    } else {
+      b->ai.ai_family = AF_INET6;
+      b->ai.ai_addrlen = sizeof(struct sockaddr_in6);
+      CHECK(uv_ip6_addr("::1", (int)R.port, (struct sockaddr_in6 *)&b->ss) ==
+            0);
+    }
+    *tail = &b->ai;
+    tail = &b->ai.ai_next;
+  }
+  R.cb(R.data, 0, first);
+}
+void wsn_resolver_shutdown(wsn_resolver_t *r) {
+  CHECK(r == (wsn_resolver_t *)&resolver_token);
+  R.made = 0;
+}
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -743,6 +844,17 @@ static void wire_received(const uint8_t *p, size_t n) {
 
 static void push(wsn_cmd_t *cmd) { wsn_loop_push(&J.loop, cmd); }
 
+/* A command as binding.c makes it for JS. Its allocation is not one of the
+ * faults: out of memory there is a JS exception, not the connection's
+ * business. */
+static wsn_cmd_t *cmd_new(uint32_t type, wsn_id_t id, size_t cap) {
+  int armed = F.armed;
+  F.armed = 0;
+  wsn_cmd_t *cmd = wsn_cmd_new(type, id, cap);
+  F.armed = armed;
+  return cmd;
+}
+
 static void expect_sent(uint8_t opcode, int compressed, const uint8_t *p,
                         size_t n) {
   sent_t *s = malloc(sizeof(*s) + n);
@@ -777,7 +889,7 @@ static void js_frame(int type, int opcode, const uint8_t *p, size_t n,
   if (type == WSN_CMD_SEND && !js_can_send()) return;
   if (J.conn_id == 0 || J.conn_closed) return;
   int masked = !J.is_server;
-  wsn_cmd_t *cmd = wsn_cmd_new(type, J.conn_id, 14 + n);
+  wsn_cmd_t *cmd = cmd_new(type, J.conn_id, 14 + n);
   CHECK(cmd != NULL);
   uint8_t mask[4] = {J.mask_seed, 0x5a, (uint8_t)n, 0xc3};
   J.mask_seed = (uint8_t)(J.mask_seed * 31 + 7);
@@ -805,7 +917,7 @@ static void js_frame(int type, int opcode, const uint8_t *p, size_t n,
 static void js_send_compressed(int opcode, const uint8_t *p, size_t n,
                                int want_ack) {
   if (!js_can_send()) return;
-  wsn_cmd_t *cmd = wsn_cmd_new(WSN_CMD_SEND, J.conn_id, n);
+  wsn_cmd_t *cmd = cmd_new(WSN_CMD_SEND, J.conn_id, n);
   CHECK(cmd != NULL);
   if (n) memcpy(cmd->data, p, n);
   cmd->flags = WSN_SEND_COMPRESS | WSN_SEND_FIN |
@@ -846,7 +958,7 @@ static void js_close(int code, const uint8_t *reason, size_t rlen) {
 
 static void js_simple(int type) {
   if (J.conn_id == 0 || J.conn_closed) return;
-  wsn_cmd_t *cmd = wsn_cmd_new(type, J.conn_id, 0);
+  wsn_cmd_t *cmd = cmd_new(type, J.conn_id, 0);
   CHECK(cmd != NULL);
   if (type == WSN_CMD_TERMINATE) J.terminated = 1;
   push(cmd);
@@ -890,7 +1002,7 @@ static void js_answer_handshake(int reject, const char *head, size_t head_len) {
   if (reject) {
     char resp[256];
     size_t n = wsn_handshake_response_error(resp, sizeof(resp), 401, NULL, NULL);
-    wsn_cmd_t *cmd = wsn_cmd_new(WSN_CMD_REJECT, J.conn_id, n);
+    wsn_cmd_t *cmd = cmd_new(WSN_CMD_REJECT, J.conn_id, n);
     CHECK(cmd != NULL);
     memcpy(cmd->data, resp, n);
     push(cmd);
@@ -927,7 +1039,7 @@ static void js_answer_handshake(int reject, const char *head, size_t head_len) {
   size_t n = wsn_handshake_response_101(resp, sizeof(resp), key, key_len, NULL,
                                         0, ext, strlen(ext));
   CHECK(n > 0);
-  wsn_cmd_t *cmd = wsn_cmd_new(WSN_CMD_ACCEPT, J.conn_id, sizeof(setup) + n);
+  wsn_cmd_t *cmd = cmd_new(WSN_CMD_ACCEPT, J.conn_id, sizeof(setup) + n);
   CHECK(cmd != NULL);
   memcpy(cmd->data, &setup, sizeof(setup));
   memcpy(cmd->data + sizeof(setup), resp, n);
@@ -1131,7 +1243,7 @@ static void check_conn(void) {
   if (c) CHECK(c->written <= J.counted);
   CHECK(J.written_seen <= J.counted);
   if (c == NULL) return;
-  size_t chunk = P.chunk;
+  size_t chunk = P.max_read;
   /* The message being assembled: maxPayload, doubling growth. */
   if (J.max_payload)
     CHECK(c->msg.cap <= 2 * J.max_payload + 16384 + 256);
@@ -1179,6 +1291,7 @@ static void check_conn(void) {
 /* ---- one loop iteration ----------------------------------------------- */
 
 static void poll_phase(void) {
+  if (R.pending) U.async_pending = 1; /* a lookup thread rang the bell */
   if (U.async_pending && U.async_cb) {
     U.async_pending = 0;
     U.async_cb(U.async);
@@ -1189,7 +1302,9 @@ static void poll_phase(void) {
     if (f->creq) {
       uv_connect_t *r = f->creq;
       f->creq = NULL;
-      f->connect_cb(r, P.connect_fails ? UV_ECONNREFUSED : 0);
+      int refuse = P.connect_fails || (R.first_refuses && R.connects == 0);
+      R.connects++;
+      f->connect_cb(r, refuse ? UV_ECONNREFUSED : 0);
       check_conn();
       continue;
     }
@@ -1211,6 +1326,7 @@ static void poll_phase(void) {
       }
       size_t take = left < P.chunk ? left : P.chunk;
       if (take > buf.len) take = buf.len;
+      if (take > P.max_read) P.max_read = take;
       memcpy(buf.base, P.in.base + P.in_off, take);
       P.in_off += take;
       f->read_cb((uv_stream_t *)f->h, (ssize_t)take, &buf);
@@ -1340,7 +1456,7 @@ static void peer_response(void) {
   peer_send(resp, (size_t)n);
 }
 
-static void setup(const uint8_t c[4]) {
+static void setup(const uint8_t c[6]) {
   J.role = c[0] & 3;
   J.is_server = J.role < 2;
   J.needs_js = (c[0] >> 2) & 1;
@@ -1361,12 +1477,17 @@ static void setup(const uint8_t c[4]) {
   J.verify_async = (c[3] >> 5) & 1;
   J.keep_raw = (c[3] >> 6) & 1;
   J.reject = (c[3] >> 7) & 1;
+  F.fail_at = c[4];
+  R.fail = (c[5] >> 1) & 1;
+  R.first_refuses = (c[5] >> 2) & 1;
+  J.by_name = c[5] & 1;
   J.expect_close_code = -1;
   J.acks_tail = &J.acks;
   J.sent_tail = &J.sent;
   J.key = KEY;
 
   CHECK(wsn_loop_start(&J.loop, 0, &U.uv, notify, NULL) == 0);
+  F.armed = 1;
   uint32_t flags = (J.no_auto_pong ? WSN_SERVER_NO_AUTO_PONG : 0) |
                    (J.skip_utf8 ? WSN_SERVER_SKIP_UTF8 : 0);
 
@@ -1374,7 +1495,7 @@ static void setup(const uint8_t c[4]) {
     /* A { port } server: C reads the request. */
     J.server_id = wsn_slots_alloc(&J.loop.slots);
     const char host[] = "127.0.0.1", path[] = "/chat";
-    wsn_cmd_t *cmd = wsn_cmd_new(WSN_CMD_LISTEN, J.server_id,
+    wsn_cmd_t *cmd = cmd_new(WSN_CMD_LISTEN, J.server_id,
                                  sizeof(wsn_listen_args_t) + 9 + 5);
     CHECK(cmd != NULL);
     wsn_listen_args_t a;
@@ -1393,11 +1514,11 @@ static void setup(const uint8_t c[4]) {
     push(cmd);
     if (!J.raw_hs) peer_request();
     /* A connection arrives. */
+    /* A connection arrives (unless the listen failed). */
     wsn_server_t *s = wsn_slots_ptr(&J.loop.slots, J.server_id);
-    CHECK(s != NULL);
-    fhandle_t *f = fh_find(&s->tcp);
-    CHECK(f && f->listen_cb);
-    f->listen_cb((uv_stream_t *)&s->tcp, 0);
+    fhandle_t *f = s ? fh_find(&s->tcp) : NULL;
+    if (f && f->listen_cb && !s->closing)
+      f->listen_cb((uv_stream_t *)&s->tcp, 0);
   } else if (J.role == 1 || J.role == 2) {
     /* An upgrade Node's http server (or http.request) did. */
     J.conn_id = wsn_slots_alloc(&J.loop.slots);
@@ -1433,7 +1554,7 @@ static void setup(const uint8_t c[4]) {
     }
     a.head_len = 0;
     a.response_len = (uint32_t)rlen;
-    wsn_cmd_t *cmd = wsn_cmd_new(WSN_CMD_ADOPT, J.conn_id, sizeof(a) + rlen);
+    wsn_cmd_t *cmd = cmd_new(WSN_CMD_ADOPT, J.conn_id, sizeof(a) + rlen);
     CHECK(cmd != NULL);
     memcpy(cmd->data, &a, sizeof(a));
     memcpy(cmd->data + sizeof(a), resp, rlen);
@@ -1459,7 +1580,8 @@ static void setup(const uint8_t c[4]) {
                       "Sec-WebSocket-Key: %s\r\nConnection: Upgrade\r\n"
                       "Upgrade: websocket\r\n%sHost: 127.0.0.1:8080\r\n\r\n",
                       KEY, ext);
-    const char host[] = "127.0.0.1";
+    /* Both 9 bytes: an address connects at once, a name is looked up. */
+    const char *host = J.by_name ? "localhost" : "127.0.0.1";
     a.max_payload = J.max_payload;
     a.port = 8080;
     a.flags = (J.no_auto_pong ? WSN_CONN_NO_AUTO_PONG : 0) |
@@ -1468,7 +1590,7 @@ static void setup(const uint8_t c[4]) {
     a.key_len = (uint32_t)strlen(KEY);
     a.request_len = (uint32_t)rn;
     a.limits = J.limits;
-    wsn_cmd_t *cmd = wsn_cmd_new(WSN_CMD_CONNECT, J.conn_id,
+    wsn_cmd_t *cmd = cmd_new(WSN_CMD_CONNECT, J.conn_id,
                                  sizeof(a) + 9 + a.key_len + (size_t)rn);
     CHECK(cmd != NULL);
     uint8_t *d = cmd->data;
@@ -1598,7 +1720,7 @@ static void js_settings(in_t *in) {
   int b = take(in);
   if (b < 0 || J.server_id == 0 || J.server_closed) return;
   const char path[] = "/chat";
-  wsn_cmd_t *cmd = wsn_cmd_new(WSN_CMD_SERVER_SETTINGS, J.server_id,
+  wsn_cmd_t *cmd = cmd_new(WSN_CMD_SERVER_SETTINGS, J.server_id,
                                sizeof(wsn_server_settings_t) + 5);
   CHECK(cmd != NULL);
   wsn_server_settings_t st;
@@ -1688,13 +1810,13 @@ static void run_script(in_t *in) {
         break;
       case 13:
         if ((p & 3) == 0 && J.server_id && !J.server_closed) {
-          wsn_cmd_t *cmd = wsn_cmd_new(WSN_CMD_SERVER_CLOSE, J.server_id, 0);
+          wsn_cmd_t *cmd = cmd_new(WSN_CMD_SERVER_CLOSE, J.server_id, 0);
           CHECK(cmd != NULL);
           push(cmd);
         } else if ((p & 3) == 1) {
           js_settings(in);
         } else if (J.conn_id && !J.conn_closed) {
-          wsn_cmd_t *cmd = wsn_cmd_new(WSN_CMD_SOCKOPT, J.conn_id, 0);
+          wsn_cmd_t *cmd = cmd_new(WSN_CMD_SOCKOPT, J.conn_id, 0);
           CHECK(cmd != NULL);
           cmd->flags = (p >> 2) + 1;
           cmd->arg = p & 1;
@@ -1762,7 +1884,7 @@ static void finish(void) {
   /* Then JS lets go of everything. */
   js_simple(WSN_CMD_TERMINATE);
   if (J.server_id && !J.server_closed) {
-    wsn_cmd_t *cmd = wsn_cmd_new(WSN_CMD_SERVER_CLOSE, J.server_id, 0);
+    wsn_cmd_t *cmd = cmd_new(WSN_CMD_SERVER_CLOSE, J.server_id, 0);
     CHECK(cmd != NULL);
     push(cmd);
   }
@@ -1783,6 +1905,8 @@ static void reset_all(void) {
   memset(&P, 0, sizeof(P));
   memset(&W, 0, sizeof(W));
   memset(&J, 0, sizeof(J));
+  memset(&F, 0, sizeof(F));
+  memset(&R, 0, sizeof(R));
   pending_head_len = 0;
 }
 
@@ -1799,10 +1923,10 @@ static void free_all(void) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  if (size < 4) return 0;
+  if (size < 6) return 0;
   reset_all();
   setup(data);
-  in_t in = {data + 4, size - 4};
+  in_t in = {data + 6, size - 6};
   iterate();
   run_script(&in);
   finish();
