@@ -1494,6 +1494,7 @@ static void setup(const uint8_t c[6]) {
   if (J.role == 0) {
     /* A { port } server: C reads the request. */
     J.server_id = wsn_slots_alloc(&J.loop.slots);
+    if (J.server_id == 0) return; /* binding.c throws: no id left */
     const char host[] = "127.0.0.1", path[] = "/chat";
     wsn_cmd_t *cmd = cmd_new(WSN_CMD_LISTEN, J.server_id,
                                  sizeof(wsn_listen_args_t) + 9 + 5);
@@ -1522,6 +1523,7 @@ static void setup(const uint8_t c[6]) {
   } else if (J.role == 1 || J.role == 2) {
     /* An upgrade Node's http server (or http.request) did. */
     J.conn_id = wsn_slots_alloc(&J.loop.slots);
+    if (J.conn_id == 0) return; /* binding.c throws: no id left */
     J.conn_known = 1;
     J.open = 1;
     wsn_adopt_args_t a;
@@ -1563,6 +1565,7 @@ static void setup(const uint8_t c[6]) {
   } else {
     /* new WebSocket('ws://127.0.0.1:8080/chat') */
     J.conn_id = wsn_slots_alloc(&J.loop.slots);
+    if (J.conn_id == 0) return; /* binding.c throws: no id left */
     J.conn_known = 1;
     char req[600];
     char ext[120] = "";
