@@ -1407,7 +1407,10 @@ static void written_changed(wsn_conn_t *c) {
   if (c->want_ack) {
     c->want_ack = 0;
     wsn_event_t *ev = conn_post(c, WSN_EV_WRITTEN, NULL, 0);
+    /* Out of memory: a send callback would wait for ever. Closing calls
+     * every waiting callback (with an error), as other lost events do. */
     if (ev) ev->c = c->written;
+    else wsn_conn_destroy(c);
   }
 }
 
@@ -1509,6 +1512,7 @@ static void on_write(uv_write_t *req, int status) {
   }
   consume(c, c->wreq_bytes);
   c->wreq_bytes = 0;
+  if (c->state == WSN_CS_CLOSING_HANDLE) return;
   if (c->out_head) wsn_loop_mark_dirty(c->loop, c);
   else maybe_shutdown(c);
 }
@@ -1536,6 +1540,7 @@ void wsn_conn_flush(wsn_conn_t *c) {
     return;
   }
   if (r > 0) consume(c, (size_t)r);
+  if (c->state == WSN_CS_CLOSING_HANDLE) return;
   if (c->out_head == NULL) {
     maybe_shutdown(c);
     return;
