@@ -539,7 +539,7 @@ static void on_plaintext(wsn_conn_t *c, uint8_t *p, size_t n) {
       if (!c->ignore_reads) process_frames(c, p, n);
       break;
     case WSN_CS_RAW:
-      conn_post(c, WSN_EV_DATA, p, n);
+      if (conn_post(c, WSN_EV_DATA, p, n) == NULL) wsn_conn_destroy(c);
       break;
     case WSN_CS_WAIT_JS:
       /* Frames sent before the 101: parsed after the accept (become_open).
@@ -575,9 +575,12 @@ static void handle_control(wsn_conn_t *c, uint8_t opcode) {
       else
         queue_frame(c, WSN_OP_PONG, p, n);
     }
-    conn_post(c, WSN_EV_PING, p, n);
+    /* Out of memory for the event: JS must not miss it (its pong may be
+     * on its way already), so the connection closes, as for every event
+     * that cannot be posted. */
+    if (conn_post(c, WSN_EV_PING, p, n) == NULL) wsn_conn_destroy(c);
   } else if (opcode == WSN_OP_PONG) {
-    conn_post(c, WSN_EV_PONG, p, n);
+    if (conn_post(c, WSN_EV_PONG, p, n) == NULL) wsn_conn_destroy(c);
   } else {
     uint32_t code, arg;
     wsn_span_t reason;
@@ -712,7 +715,11 @@ static void process_frames(wsn_conn_t *c, uint8_t *buf, size_t len) {
         /* A binary message of several non-empty frames: their lengths go
          * first (the last frame is what remains). */
         if (c->frag_lens.len != 0) {
-          conn_post(c, WSN_EV_FRAGMENTS, c->frag_lens.base, c->frag_lens.len);
+          if (conn_post(c, WSN_EV_FRAGMENTS, c->frag_lens.base,
+                        c->frag_lens.len) == NULL) {
+            wsn_conn_destroy(c);
+            return;
+          }
           wsn_buf_free(&c->frag_lens);
         }
         uint32_t flags = text ? 0 : WSN_MSG_BINARY;
