@@ -47,3 +47,29 @@ describe('loop mode by CPUs (ws-native only)', function () {
     assert.strictEqual(threadsAdded({ WS_NATIVE_LOOP: 'main' }), 0);
   });
 });
+
+describe('stopping the loop', function () {
+  this.timeout(30000);
+
+  // A worker's environment cleanup stops its loop; in main-loop mode that
+  // stop waited for the listener of a server closed earlier (its
+  // connections still open) to close again, so it never finished and the
+  // terminated worker never exited. Runs in both loop modes (and against
+  // ws, where the worker simply exits).
+  for (const mode of ['main', 'thread']) {
+    it(`a worker whose server was closed with a client still connected exits when terminated (${mode} loop)`, function () {
+      const r = spawnSync(
+        process.execPath,
+        [path.join(__dirname, 'fixtures', 'loopmode', 'stop-closed-server.js')],
+        {
+          env: { ...process.env, WS_NATIVE_LOOP: mode },
+          encoding: 'utf8',
+          timeout: 15000
+        }
+      );
+      assert.strictEqual(r.signal, null, 'the worker never exited');
+      assert.strictEqual(r.status, 0, r.stderr);
+      assert.match(r.stdout, /exited 1/);
+    });
+  }
+});
