@@ -7,14 +7,17 @@
       "target_name": "ws_native",
       "sources": [
         "src/binding.c",
+        "src/client.c",
         "src/conn.c",
         "src/deflate.c",
         "src/frame.c",
         "src/handshake.c",
         "src/http.c",
         "src/loop.c",
+        "src/outbox.c",
         "src/rand.c",
         "src/resolve.c",
+        "src/server.c",
         "src/slots.c",
         "src/tls.c",
         "src/utf8.c"

@@ -8,7 +8,7 @@
 # The raw profiles are merged into fuzz/build-cov/prof/all.profdata.
 #
 # Prints `llvm-cov report` for the files of src/ only, then one line
-#   coverage: conn.c+frame.c+deflate.c+handshake.c: NN.N% of lines (X of Y)
+#   coverage: conn.c+outbox.c+server.c+client.c+frame.c+deflate.c+handshake.c: NN.N% of lines (X of Y)
 # summed over those files (COV_FILES="a.c b.c" to choose others; a file no
 # target links is named at the end of the line, and left out of X and Y).
 #
@@ -115,7 +115,7 @@ filter=(-instr-profile="$prof/all.profdata" ${ignore:+-ignore-filename-regex="$i
 
 "$llvmcov" export -summary-only "${objects[@]}" "${filter[@]}" >"$prof/summary.json" || exit 2
 # shellcheck disable=SC2016 # JavaScript, not shell.
-COV_FILES=${COV_FILES:-conn.c frame.c deflate.c handshake.c} node -e '
+COV_FILES=${COV_FILES:-conn.c outbox.c server.c client.c frame.c deflate.c handshake.c} node -e '
   const files = process.env.COV_FILES.split(/\s+/).filter(Boolean);
   const data = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
   const byName = new Map();

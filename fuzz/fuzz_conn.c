@@ -1,7 +1,7 @@
 /*
  * Connection-level fuzz target: one connection's whole state machine
- * (src/conn.c, driven through src/loop.c in main-loop mode) over a fake
- * libuv, with no sockets and no threads. The parser targets check each
+ * (src/conn.c, outbox.c, server.c and client.c, driven through src/loop.c
+ * in main-loop mode) over a fake libuv, with no sockets and no threads. The parser targets check each
  * layer against a reference; this one checks what only the connection can
  * get wrong: what it writes and when, what it holds, what it reports.
  *

@@ -1728,7 +1728,7 @@ function negotiate(websocket, res) {
       return 'Server sent a Sec-WebSocket-Extensions header but no ' +
         'extension was requested';
     }
-    // The C client set the same agreement up already (conn.c), before
+    // The C client set the same agreement up already (client.c), before
     // the first frame; the Node-request path hands it to adoptSocket.
     const answer = pmd.acceptResponse(offer, extensions);
     if (answer.error) return answer.error;

@@ -24,7 +24,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "conn.h"
 #include "frame.h"
 #include "handshake.h"
 #include "loop.h"
@@ -1066,7 +1065,7 @@ static wsn_cmd_t *build_frame(napi_env env, wsn_binding_t *b, wsn_id_t id,
     return NULL;
   }
   if (flags & SEND_COMPRESS) {
-    /* The loop thread compresses and frames it (compress_frame in conn.c);
+    /* The loop thread compresses and frames it (wsn_outbox_compress in outbox.c);
      * JS counts it at its uncompressed frame size. */
     cmd = wsn_cmd_new(type, id, n);
     if (cmd == NULL) return NULL;

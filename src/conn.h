@@ -1,8 +1,14 @@
 /*
- * One connection's state machine, on the loop thread: handshaking, open,
- * closing, closed. Read path: bytes -> (handshake | frames) -> events. Write
- * path: an outbox of command records written with one writev per loop
- * iteration (corking); only the unwritten tail waits for the kernel.
+ * The connection layer, on the loop thread: one connection's state machine
+ * (handshaking, open, closing, closed) and the servers that accept them.
+ * Read path: bytes -> (handshake | frames) -> events. Write path: an outbox
+ * of command records written with one writev per loop iteration (corking);
+ * only the unwritten tail waits for the kernel.
+ *
+ * Its files, by concern: conn.c (a connection's life, reading, commands),
+ * outbox.c (writing), server.c (listening, accepting, the server
+ * handshake), client.c (connecting, the client handshake). This header is
+ * theirs; the loop calls the layer only through loop.h's wsn_conns_*.
  */
 #ifndef WSN_CONN_H
 #define WSN_CONN_H
@@ -10,6 +16,7 @@
 #include <uv.h>
 #include "buf.h"
 #include "frame.h"
+#include "http.h"
 #include "loop.h"
 #include "utf8.h"
 
@@ -109,9 +116,6 @@ struct wsn_conn_s {
   size_t direct_len;
 };
 
-/* Client handshake result besides handshake.h's: unparsable response. */
-#define WSN_HS_BAD_RESPONSE 4
-
 /* Bytes of undelivered events above which a connection stops reading.
  * (Like the other bounds here, a build may set it smaller: the connection
  * fuzzer does, so that its short inputs reach every bound.) */
@@ -128,29 +132,98 @@ struct wsn_conn_s {
  * message is reported as one last fragment. */
 #define WSN_FRAG_LENS_MAX 16384u
 
-/* Accepts the server's pending connection (fd < 0: through uv_accept), or
- * takes fd, a socket already accepted from its listener. */
-void wsn_conn_accept(wsn_server_t *srv, int fd);
-void wsn_conn_connect(wsn_loop_t *l, wsn_cmd_t *cmd);
-/* WSN_CMD_ADOPT: a socket Node accepted and JS upgraded (takes cmd). */
-void wsn_conn_adopt(wsn_loop_t *l, wsn_cmd_t *cmd);
+/* ---- conn.c: a connection's life, reading, commands ------------------- */
+
+/* A new connection for a slot id, linked on the loop (NULL: no memory). */
+wsn_conn_t *wsn_conn_new(wsn_loop_t *l, wsn_id_t id);
 /* Applies a command for this connection (takes ownership of cmd). */
 void wsn_conn_command(wsn_conn_t *c, wsn_cmd_t *cmd);
-/* Writes the outbox (called once per loop iteration for dirty conns). */
-void wsn_conn_flush(wsn_conn_t *c);
-/* Closes the socket now (terminate, fatal error, loop stop). */
-void wsn_conn_destroy(wsn_conn_t *c);
 /* WSN_CMD_CREDIT: JS credited this throttled connection; it reads again
  * once its events waiting for JS are down to half the bound. */
 void wsn_conn_credited(wsn_conn_t *c);
+/* Posts an event of this connection, charged against its undelivered
+ * bound (WSN_EVENT_COST). NULL: no memory (or the loop is stopping). */
+wsn_event_t *wsn_conn_post(wsn_conn_t *c, uint32_t type, const void *p,
+                           size_t n);
+/* Starts or stops reading as the state, pause, throttle and EOF say. */
+void wsn_conn_update_reading(wsn_conn_t *c);
+/* Switches to frames and feeds them what followed the handshake head. */
+void wsn_conn_become_open(wsn_conn_t *c);
+/* Turns permessage-deflate on (from a handshake's agreement). */
+int wsn_conn_pmd_enable(wsn_conn_t *c, const wsn_pmd_setup_t *s);
+/* Queues the connection for this iteration's writes. */
+void wsn_conn_mark_dirty(wsn_conn_t *c);
+/* Closes the socket now (terminate, fatal error, loop stop). */
+void wsn_conn_destroy(wsn_conn_t *c);
+/* The close callback: posts CLOSED and frees everything. */
+void wsn_conn_on_close(uv_handle_t *h);
+/* Writes "code\0message" (TLS and zlib errors' payload), cut to fit. */
+size_t wsn_conn_code_message(char *out, size_t cap, const char *code,
+                             const char *message);
+/* Appends "addr\0port\0family\0" for a socket address. */
+int wsn_conn_append_addr(wsn_buf_t *b, const struct sockaddr_storage *ss);
+/* Appends a read to the handshake bytes and parses the head so far; the
+ * parsed head (the caller frees it) and the parser's result in *r, or NULL
+ * when there is nothing to act on yet. */
+wsn_http_head_t *wsn_conn_read_head(wsn_conn_t *c, const uint8_t *data,
+                                    size_t n,
+                                    int (*parse)(const char *, size_t, size_t,
+                                                 wsn_http_head_t *),
+                                    int *r);
+
+/* ---- outbox.c: writing ---------------------------------------------- */
+
+/* Writes the outbox (called once per loop iteration for dirty conns). */
+void wsn_conn_flush(wsn_conn_t *c);
+/* Queues a frame or handshake bytes (as plaintext first with TLS). */
+void wsn_outbox_push(wsn_conn_t *c, wsn_cmd_t *cmd);
+/* Queues a control frame built here (an auto-pong counts as pending). */
+void wsn_outbox_frame(wsn_conn_t *c, int opcode, const uint8_t *payload,
+                      size_t len);
+/* Queues raw handshake bytes (not counted as written frame bytes). */
+void wsn_outbox_bytes(wsn_conn_t *c, const void *p, size_t len);
+/* A payload JS asked to compress, as a whole frame record (NULL: the
+ * connection failed). */
+wsn_cmd_t *wsn_outbox_compress(wsn_conn_t *c, wsn_cmd_t *cmd);
+/* A frame JS counted that will never be sent: written off at once. */
+void wsn_outbox_drop(wsn_conn_t *c, wsn_cmd_t *cmd);
+/* Frees every queued record. */
+void wsn_outbox_free(wsn_conn_t *c);
+/* Moves what the TLS session produced to the socket's queue. */
+int wsn_outbox_tls_drain(wsn_conn_t *c, uint64_t accounted, int ack,
+                         uint32_t pongs);
+/* A fatal TLS error: report it, send the alert if possible, close. */
+void wsn_conn_tls_fail(wsn_conn_t *c);
+
+/* ---- server.c: listening, accepting, the server handshake ------------ */
+
+/* WSN_CMD_LISTEN (the caller frees cmd). */
+void wsn_server_listen(wsn_loop_t *l, wsn_cmd_t *cmd);
+/* Takes settings JS sent: they apply to the next handshakes. */
+int wsn_server_apply(wsn_server_t *s, const wsn_server_settings_t *st,
+                     const char *path);
+/* Closes the listener (its connections live on). */
+void wsn_server_close(wsn_server_t *s);
+/* Frees the server once its listener and its last connection closed. */
 void wsn_server_maybe_closed(wsn_server_t *s);
-/* Posts the CLOSED events that could not be posted when their connections
- * closed (see loop.h `unreported`); with `discard`, frees them instead (the
- * loop is being destroyed). */
-void wsn_conn_report_closed(wsn_loop_t *l, int discard);
-/* Answers 408 to server handshakes past their deadline; returns how many
- * handshakes are still being read. */
-size_t wsn_conn_expire_handshakes(wsn_loop_t *l, uint64_t now);
 void wsn_server_unlink(wsn_loop_t *l, wsn_server_t *s);
+/* Stopping: closes every listener; the close callbacks due. */
+int wsn_servers_stop(wsn_loop_t *l);
+/* Accepts the server's pending connection (fd < 0: through uv_accept), or
+ * takes fd, a socket already accepted from its listener. */
+void wsn_conn_accept(wsn_server_t *srv, int fd);
+/* WSN_CMD_ADOPT: a socket Node accepted and JS upgraded (takes cmd). */
+void wsn_conn_adopt(wsn_loop_t *l, wsn_cmd_t *cmd);
+/* Reads the request head (state SERVER_HS). */
+void wsn_server_handshake(wsn_conn_t *c, const uint8_t *data, size_t n);
+/* Answers a request that cannot be upgraded, then closes. */
+void wsn_server_reject(wsn_conn_t *c, const char *resp, size_t len);
+
+/* ---- client.c: connecting, the client handshake ----------------------- */
+
+/* WSN_CMD_CONNECT (takes cmd). */
+void wsn_conn_connect(wsn_loop_t *l, wsn_cmd_t *cmd);
+/* Reads the response head (state CLIENT_HS). */
+void wsn_client_handshake(wsn_conn_t *c, const uint8_t *data, size_t n);
 
 #endif /* WSN_CONN_H */

@@ -106,7 +106,8 @@ enum {
   WSN_HS_NOT_101 = 1,        /* JS: unexpected-response / "Unexpected server
                                 response: <status>" */
   WSN_HS_BAD_UPGRADE = 2,    /* "Invalid Upgrade header" */
-  WSN_HS_BAD_ACCEPT = 3      /* "Invalid Sec-WebSocket-Accept header" */
+  WSN_HS_BAD_ACCEPT = 3,     /* "Invalid Sec-WebSocket-Accept header" */
+  WSN_HS_BAD_RESPONSE = 4    /* not HTTP at all: JS words Node's parse error */
 };
 
 /*

@@ -6,7 +6,6 @@
  * connections; then the check handle writes each dirty connection once
  * (writev) and publishes the iteration's events to JS in one step.
  */
-#define _GNU_SOURCE /* accept4 */
 #include "loop.h"
 
 #include <stdio.h>
@@ -15,9 +14,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "conn.h"
 #include "resolve.h"
 #include "tls.h"
+
+static void run_command(wsn_loop_t *l, wsn_cmd_t *cmd);
+static void stop_all(wsn_loop_t *l);
 
 wsn_cmd_t *wsn_cmd_new(uint32_t type, wsn_id_t id, size_t cap) {
   wsn_cmd_t *cmd = malloc(sizeof(*cmd) + cap);
@@ -32,8 +33,6 @@ wsn_cmd_t *wsn_cmd_new(uint32_t type, wsn_id_t id, size_t cap) {
   cmd->len = cap;
   return cmd;
 }
-
-/* ---- events ------------------------------------------------------------ */
 
 wsn_event_t *wsn_loop_post(wsn_loop_t *l, uint32_t type, wsn_id_t id,
                            const void *payload, size_t len) {
@@ -159,289 +158,6 @@ void wsn_loop_credit(wsn_loop_t *l, wsn_buf_t *b) {
   *b = (wsn_buf_t){0};
 }
 
-/* ---- dirty list -------------------------------------------------------- */
-
-void wsn_loop_mark_dirty(wsn_loop_t *l, wsn_conn_t *c) {
-  if (c->in_dirty) return;
-  c->in_dirty = 1;
-  c->dirty_next = l->dirty;
-  l->dirty = c;
-}
-
-void wsn_loop_unmark_dirty(wsn_loop_t *l, wsn_conn_t *c) {
-  if (!c->in_dirty) return;
-  for (wsn_conn_t **pp = &l->dirty; *pp; pp = &(*pp)->dirty_next) {
-    if (*pp == c) {
-      *pp = c->dirty_next;
-      break;
-    }
-  }
-  c->in_dirty = 0;
-}
-
-static void flush_dirty(wsn_loop_t *l) {
-  while (l->dirty) {
-    wsn_conn_t *c = l->dirty;
-    l->dirty = c->dirty_next;
-    c->in_dirty = 0;
-    wsn_conn_flush(c);
-  }
-}
-
-/* ---- servers ----------------------------------------------------------- */
-
-static void server_link(wsn_loop_t *l, wsn_server_t *s) {
-  s->next = l->servers;
-  s->prev = NULL;
-  if (l->servers) l->servers->prev = s;
-  l->servers = s;
-}
-
-void wsn_server_unlink(wsn_loop_t *l, wsn_server_t *s) {
-  if (s->prev) s->prev->next = s->next;
-  else if (l->servers == s) l->servers = s->next;
-  if (s->next) s->next->prev = s->prev;
-  s->next = s->prev = NULL;
-}
-
-static void server_close(wsn_server_t *s);
-
-/* Connections accepted per listener and loop iteration, at most. */
-#define WSN_ACCEPT_BATCH 32
-
-static void on_connection(uv_stream_t *server, int status) {
-  wsn_server_t *s = server->data;
-  if (s->closing) return;
-  if (status < 0) {
-    /* JS shut the listener down (close(): its fd was taken from the slot).
-     * accept() now fails with EINVAL every time, and the listener stays
-     * readable, so libuv would call us again on every iteration until the
-     * handle closes: close it now rather than spin until the SERVER_CLOSE
-     * command arrives. Other errors are transient. */
-    wsn_slot_t *sl = wsn_slots_get(&s->loop->slots, s->id);
-    if (sl && atomic_load(&sl->listen_fd) == 0) server_close(s);
-    return;
-  }
-  wsn_conn_accept(s, -1);
-  /* libuv (1.46, in Node 20) accepts one connection per listener and loop
-   * iteration, so the accept rate is the iteration rate, and an iteration
-   * is long when JS keeps every socket busy (a broadcast loop in thread
-   * mode: a writev per socket per iteration; 1,000 new connections then
-   * took 15 s instead of under 2). Take a bounded batch of what else waits
-   * in the accept queue, so that new connections still open at a fair
-   * rate; the bound keeps an accept flood from starving the reads of the
-   * connections already open. */
-#ifdef __linux__
-  uv_os_fd_t lfd;
-  if (uv_fileno((uv_handle_t *)&s->tcp, &lfd) != 0) return;
-  for (int i = 0; i < WSN_ACCEPT_BATCH - 1 && !s->closing; i++) {
-    int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return; /* EAGAIN, or an error libuv will see next time */
-    wsn_conn_accept(s, fd);
-  }
-#endif
-}
-
-static void on_server_close(uv_handle_t *h) {
-  wsn_server_t *s = h->data;
-  wsn_loop_t *l = s->loop;
-  s->listener_closed = 1;
-  l->live_handles--;
-  wsn_server_maybe_closed(s);
-  wsn_loop_closed_one(l);
-}
-
-/* A listen whose host name is being looked up (see bind_listen). */
-typedef struct wsn_listen_lookup_s {
-  wsn_server_t *s;
-  wsn_lookup_t *lk;
-  unsigned port;
-  int backlog;
-  char host[];
-} listen_lookup_t;
-
-static void server_close(wsn_server_t *s) {
-  if (s->closing) return;
-  s->closing = 1;
-  if (s->resolving) {
-    /* Closed before its name resolved: it never listens. The loop's
-     * resolver exists: it made this lookup, and stop_all shuts it down only
-     * after closing every server. */
-    wsn_lookup_abandon(s->loop->resolver, s->resolving->lk);
-    free(s->resolving);
-    s->resolving = NULL;
-  }
-  /* The fd is about to be closed (and its number reused): JS must not
-   * shut it down from now on. */
-  wsn_slot_t *sl = wsn_slots_get(&s->loop->slots, s->id);
-  if (sl) atomic_store(&sl->listen_fd, 0);
-  uv_close((uv_handle_t *)&s->tcp, on_server_close);
-}
-
-static void post_listen_error(wsn_loop_t *l, wsn_id_t id, int err,
-                              const char *host, unsigned port) {
-  char buf[300];
-  int n = snprintf(buf, sizeof(buf), "listen%c%s%c%u", 0, host, 0, port);
-  if (n < 0) return;
-  if ((size_t)n >= sizeof(buf)) n = sizeof(buf) - 1;
-  wsn_event_t *ev = wsn_loop_post(l, WSN_EV_LISTEN_ERROR, id, buf, (size_t)n);
-  if (ev) ev->a = (uint32_t)err;
-}
-
-static void on_listen_resolved(void *data, int status, struct addrinfo *res);
-static void listen_done(wsn_server_t *s, int r, const char *host,
-                        unsigned want_port);
-
-/* Binds and listens. An empty host means every address: "::" (dual stack)
- * and, where IPv6 is missing, "0.0.0.0", as Node's server.listen does.
- * Returns 1 when a host name is being looked up: on_listen_resolved
- * finishes the listen. */
-static int bind_listen(wsn_server_t *s, const char *host, unsigned port,
-                       int backlog) {
-  struct sockaddr_storage ss;
-  memset(&ss, 0, sizeof(ss));
-  if (host[0] == 0) {
-    uv_ip6_addr("::", (int)port, (struct sockaddr_in6 *)&ss);
-    int r = uv_tcp_bind(&s->tcp, (struct sockaddr *)&ss, 0);
-    if (r == 0) r = uv_listen((uv_stream_t *)&s->tcp, backlog, on_connection);
-    if (r != UV_EAFNOSUPPORT) return r;
-    uv_ip4_addr("0.0.0.0", (int)port, (struct sockaddr_in *)&ss);
-  } else if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)&ss) != 0 &&
-             uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)&ss) != 0) {
-    /* A name: looked up off this thread, so a slow resolver stalls no
-     * connection meanwhile (and a stop never waits for it). */
-    size_t hl = strlen(host);
-    listen_lookup_t *p = malloc(sizeof(*p) + hl + 1);
-    if (p == NULL) return UV_ENOMEM;
-    p->s = s;
-    p->port = port;
-    p->backlog = backlog;
-    memcpy(p->host, host, hl + 1);
-    wsn_resolver_t *rs = wsn_loop_resolver(s->loop);
-    int r = rs ? wsn_lookup_start(rs, host, port, on_listen_resolved, p, &p->lk)
-               : UV_ENOMEM;
-    if (r != 0) {
-      free(p);
-      return r;
-    }
-    s->resolving = p;
-    return 1;
-  }
-  int r = uv_tcp_bind(&s->tcp, (struct sockaddr *)&ss, 0);
-  if (r == 0) r = uv_listen((uv_stream_t *)&s->tcp, backlog, on_connection);
-  return r;
-}
-
-/* Takes the settings JS sent (at listen, and again whenever an option ws
- * reads at each handshake changed): they apply to the next handshakes. */
-static int server_apply(wsn_server_t *s, const wsn_server_settings_t *st,
-                        const char *path) {
-  char *copy = NULL;
-  if (st->path_len) {
-    copy = malloc(st->path_len);
-    if (copy == NULL) return -1;
-    memcpy(copy, path, st->path_len);
-  }
-  free(s->path);
-  s->path = copy;
-  s->path_len = st->path_len;
-  s->max_payload = st->max_payload;
-  s->flags = st->flags;
-  s->limits = st->limits;
-  return 0;
-}
-
-static void listen_cmd(wsn_loop_t *l, wsn_cmd_t *cmd) {
-  const wsn_listen_args_t *a = (const wsn_listen_args_t *)cmd->data;
-  const char *strs = (const char *)cmd->data + sizeof(*a);
-  char host[256];
-  size_t hl = a->host_len < sizeof(host) - 1 ? a->host_len : sizeof(host) - 1;
-  memcpy(host, strs, hl);
-  host[hl] = 0;
-  wsn_server_t *s = calloc(1, sizeof(*s));
-  if (s == NULL || uv_tcp_init(l->uv, &s->tcp) != 0) {
-    free(s);
-    post_listen_error(l, cmd->id, UV_ENOMEM, host, a->port);
-    wsn_loop_post(l, WSN_EV_SERVER_CLOSED, cmd->id, NULL, 0);
-    wsn_slots_free(&l->slots, cmd->id);
-    return;
-  }
-  s->tcp.data = s;
-  s->loop = l;
-  s->id = cmd->id;
-  s->handshake_timeout_ms = a->handshake_timeout_ms;
-  int applied = server_apply(s, &a->settings, strs + a->host_len);
-  server_link(l, s);
-  l->live_handles++;
-  wsn_slot_t *sl = wsn_slots_get(&l->slots, s->id);
-  if (sl) sl->ptr = s;
-  int r = applied == 0 ? bind_listen(s, host, a->port, a->backlog) : UV_ENOMEM;
-  if (r != 1) listen_done(s, r, host, a->port);
-}
-
-/* Reports the listen's outcome: LISTENING with the bound address, or
- * LISTEN_ERROR and the server closes. */
-static void listen_done(wsn_server_t *s, int r, const char *host,
-                        unsigned want_port) {
-  wsn_loop_t *l = s->loop;
-  if (r != 0) {
-    post_listen_error(l, s->id, r, host, want_port);
-    server_close(s);
-    return;
-  }
-  /* Published for close() on the JS thread (see slots.h). */
-  wsn_slot_t *sl = wsn_slots_get(&l->slots, s->id);
-  uv_os_fd_t fd;
-  if (sl && uv_fileno((uv_handle_t *)&s->tcp, &fd) == 0)
-    atomic_store(&sl->listen_fd, (int32_t)fd + 1);
-  struct sockaddr_storage ss;
-  int len = sizeof(ss);
-  char ip[INET6_ADDRSTRLEN] = "";
-  uint32_t port = 0, family = 4;
-  if (uv_tcp_getsockname(&s->tcp, (struct sockaddr *)&ss, &len) == 0) {
-    if (ss.ss_family == AF_INET6) {
-      uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
-      port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-      family = 6;
-    } else {
-      uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
-      port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    }
-  }
-  wsn_event_t *ev = wsn_loop_post(l, WSN_EV_LISTENING, s->id, ip, strlen(ip));
-  if (ev) {
-    ev->a = port;
-    ev->b = family;
-  }
-}
-
-/* The listen host's lookup finished (never called once the server closed:
- * server_close abandons the lookup). Binds the first address, as the
- * synchronous lookup did. */
-static void on_listen_resolved(void *data, int status, struct addrinfo *res) {
-  listen_lookup_t *p = data;
-  wsn_server_t *s = p->s;
-  s->resolving = NULL;
-  int r = status;
-  if (r == 0 && res == NULL) r = UV_EAI_NONAME;
-  if (r == 0) {
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof(ss));
-    memcpy(&ss, res->ai_addr, res->ai_addrlen);
-    if (ss.ss_family == AF_INET) ((struct sockaddr_in *)&ss)->sin_port = htons(p->port);
-    else ((struct sockaddr_in6 *)&ss)->sin6_port = htons(p->port);
-    r = uv_tcp_bind(&s->tcp, (struct sockaddr *)&ss, 0);
-    if (r == 0) r = uv_listen((uv_stream_t *)&s->tcp, p->backlog, on_connection);
-  }
-  if (res) freeaddrinfo(res);
-  listen_done(s, r, p->host, p->port);
-  free(p);
-}
-
-/* ---- commands ---------------------------------------------------------- */
-
-static void run_command(wsn_loop_t *l, wsn_cmd_t *cmd);
-
 void wsn_loop_push(wsn_loop_t *l, wsn_cmd_t *cmd) {
   cmd->next = NULL;
   if (!l->threaded && !l->stopping) {
@@ -472,55 +188,13 @@ void wsn_loop_push(wsn_loop_t *l, wsn_cmd_t *cmd) {
   if (was_empty) uv_async_send(&l->wake);
 }
 
-static void stop_all(wsn_loop_t *l);
-
 static void run_command(wsn_loop_t *l, wsn_cmd_t *cmd) {
-  switch (cmd->type) {
-    case WSN_CMD_LISTEN:
-      listen_cmd(l, cmd);
-      free(cmd);
-      return;
-    case WSN_CMD_CONNECT:
-      wsn_conn_connect(l, cmd); /* takes cmd */
-      return;
-    case WSN_CMD_ADOPT:
-      wsn_conn_adopt(l, cmd); /* takes cmd */
-      return;
-    case WSN_CMD_CREDIT: {
-      wsn_conn_t *c = wsn_slots_ptr(&l->slots, cmd->id);
-      if (c) wsn_conn_credited(c);
-      free(cmd);
-      return;
-    }
-    case WSN_CMD_STOP:
-      free(cmd);
-      stop_all(l);
-      return;
-    case WSN_CMD_SERVER_CLOSE:
-    case WSN_CMD_SERVER_SETTINGS: {
-      wsn_server_t *s = wsn_slots_ptr(&l->slots, cmd->id);
-      if (s) {
-        if (cmd->type == WSN_CMD_SERVER_CLOSE) {
-          server_close(s);
-        } else {
-          const wsn_server_settings_t *st = (const void *)cmd->data;
-          /* Out of memory: the previous settings stay. */
-          server_apply(s, st, (const char *)cmd->data + sizeof(*st));
-        }
-      }
-      free(cmd);
-      return;
-    }
-    default: {
-      wsn_conn_t *c = wsn_slots_ptr(&l->slots, cmd->id);
-      if (c == NULL) {
-        free(cmd); /* that connection has gone: a no-op */
-        return;
-      }
-      wsn_conn_command(c, cmd);
-      return;
-    }
+  if (cmd->type == WSN_CMD_STOP) {
+    free(cmd);
+    stop_all(l);
+    return;
   }
+  wsn_conns_command(l, cmd); /* takes cmd */
 }
 
 /* Frees a command that will never run, and what it owns besides memory. */
@@ -605,24 +279,22 @@ wsn_resolver_t *wsn_loop_resolver(wsn_loop_t *l) {
  * SERVER_CLOSED) is published here, before the loop blocks in poll. */
 static void on_prepare(uv_prepare_t *h) {
   wsn_loop_t *l = h->data;
-  flush_dirty(l);
-  wsn_conn_report_closed(l, 0);
+  wsn_conns_flush(l);
+  wsn_conns_report_closed(l, 0);
   publish(l);
   /* Main-loop mode: what the dispatcher sent leaves before poll blocks. */
-  if (!l->threaded) flush_dirty(l);
+  if (!l->threaded) wsn_conns_flush(l);
 }
 
 static void on_check(uv_check_t *h) {
   wsn_loop_t *l = h->data;
-  flush_dirty(l);
-  wsn_conn_report_closed(l, 0);
+  wsn_conns_flush(l);
+  wsn_conns_report_closed(l, 0);
   publish(l);
   /* Main-loop mode: publish() ran the JS dispatcher synchronously; what
    * its listeners sent (an echo, say) leaves in this same iteration. */
-  if (!l->threaded) flush_dirty(l);
+  if (!l->threaded) wsn_conns_flush(l);
 }
-
-/* ---- start and stop ---------------------------------------------------- */
 
 static void loop_thread(void *arg) {
   wsn_loop_t *l = arg;
@@ -630,15 +302,13 @@ static void loop_thread(void *arg) {
   uv_run(l->uv, UV_RUN_DEFAULT);
 }
 
-/* ---- handshake deadlines ---------------------------------------------- */
-
 /* One timer per loop, not one per connection: it runs only while some
  * handshake is being read (a slowloris peer sending half a request), and
  * ticks at a quarter of the shortest timeout so a deadline is late by at
  * most that much. */
 static void on_sweep(uv_timer_t *t) {
   wsn_loop_t *l = t->data;
-  if (wsn_conn_expire_handshakes(l, uv_now(l->uv)) == 0) {
+  if (wsn_conns_expire(l, uv_now(l->uv)) == 0) {
     uv_timer_stop(t);
     l->sweep_ms = 0;
   }
@@ -727,23 +397,7 @@ static void stop_all(wsn_loop_t *l) {
   l->stopping = 1;
   /* One count for each handle below, plus one released at the end so the
    * count cannot reach zero while we are still walking. */
-  l->pending_closes = 1;
-  for (wsn_conn_t *c = l->conns; c; c = c->next) {
-    if (c->state != WSN_CS_CLOSING_HANDLE) {
-      l->pending_closes++;
-      wsn_conn_destroy(c);
-    } else {
-      l->pending_closes++; /* its close callback is already due */
-    }
-  }
-  /* A server whose listener has already closed (it stays listed while its
-   * connections live) has no close callback to come: counting it would
-   * keep the stop from ever finishing. */
-  for (wsn_server_t *s = l->servers; s; s = s->next) {
-    if (s->listener_closed) continue;
-    l->pending_closes++;
-    if (!s->closing) server_close(s);
-  }
+  l->pending_closes = 1 + wsn_conns_stop(l);
   /* Every connection and server above abandoned its lookup; the threads
    * still in getaddrinfo are not waited for and will not wake us. */
   if (l->resolver) {
@@ -794,7 +448,7 @@ void wsn_loop_destroy(wsn_loop_t *l) {
   wsn_buf_free(&l->published);
   wsn_buf_free(&l->spare);
   wsn_buf_free(&l->returned);
-  wsn_conn_report_closed(l, 1);
+  wsn_conns_report_closed(l, 1);
   free(l->read_buf);
   l->read_buf = NULL;
   wsn_buf_free(&l->tls_plain);

@@ -152,7 +152,7 @@ typedef enum {
   WSN_EV_LISTENING = 1, /* a=port, b=family(4|6); payload: address */
   WSN_EV_LISTEN_ERROR,  /* a=uv error (int32); payload: syscall */
   WSN_EV_SERVER_CLOSED,
-  WSN_EV_CONNECTION,    /* b=server slot, c=server id; payload: see conn.c */
+  WSN_EV_CONNECTION,    /* b=server slot, c=server id; payload: see server.c */
   WSN_EV_HANDSHAKE,     /* like CONNECTION; JS answers ACCEPT or REJECT */
   WSN_EV_OPEN,          /* client: a=check result; payload: response head */
   WSN_EV_MESSAGE,       /* a=flags (WSN_MSG_*); payload or external */
@@ -283,11 +283,9 @@ void wsn_loop_stop_main(wsn_loop_t *l, void (*done)(void *), void *arg);
 /* Frees what is left (queues, batches) after a stop. */
 void wsn_loop_destroy(wsn_loop_t *l);
 
-/* Loop thread helpers used by conn.c. */
+/* Loop thread helpers used by the connection layer. */
 wsn_event_t *wsn_loop_post(wsn_loop_t *l, uint32_t type, wsn_id_t id,
                            const void *payload, size_t len);
-void wsn_loop_mark_dirty(wsn_loop_t *l, wsn_conn_t *c);
-void wsn_loop_unmark_dirty(wsn_loop_t *l, wsn_conn_t *c);
 /* A connection started a handshake that must end within timeout_ms. */
 void wsn_loop_watch_handshake(wsn_loop_t *l, uint32_t timeout_ms);
 /* The loop's resolver (created on first use; NULL when out of memory or
@@ -297,5 +295,26 @@ struct wsn_resolver_s *wsn_loop_resolver(wsn_loop_t *l);
 void wsn_loop_closed_one(wsn_loop_t *l);
 /* Frees the external payloads of a batch that will never reach JS. */
 void wsn_batch_free_externals(wsn_buf_t *b);
+
+/* ---- The connection layer ------------------------------------------- */
+
+/* What the loop asks of the layer above it (conn.c, outbox.c, server.c,
+ * client.c; their own header is conn.h). The loop knows connections and
+ * servers only as these calls and as opaque list heads in wsn_loop_t: it
+ * never reads their fields, so conn.h depends on loop.h and not back. */
+
+/* Runs a command (every type but STOP); takes ownership of cmd. */
+void wsn_conns_command(wsn_loop_t *l, wsn_cmd_t *cmd);
+/* Writes every connection that has something queued (once per phase). */
+void wsn_conns_flush(wsn_loop_t *l);
+/* Posts the CLOSED events that found no memory when their connections
+ * closed (see `unreported`); with `discard`, frees them (loop destroyed). */
+void wsn_conns_report_closed(wsn_loop_t *l, int discard);
+/* Answers 408 to server handshakes past their deadline; returns how many
+ * handshakes are still being read. */
+size_t wsn_conns_expire(wsn_loop_t *l, uint64_t now);
+/* Stopping: closes every connection and listener; returns how many close
+ * callbacks are due (each calls wsn_loop_closed_one). */
+int wsn_conns_stop(wsn_loop_t *l);
 
 #endif /* WSN_LOOP_H */
