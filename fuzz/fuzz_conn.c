@@ -103,6 +103,7 @@ typedef struct {
   uv_write_t *wreq;
   uv_write_cb write_cb;
   wsn_buf_t wdata;  /* the bytes of the async write in flight */
+  wsn_buf_t wtags;  /* and which of them C made itself (tag_t each) */
   size_t wdone;
   uv_shutdown_t *sreq;
   uv_shutdown_cb shutdown_cb;
@@ -177,6 +178,9 @@ static struct {
   int refused;       /* the head was not a 101 */
   size_t body_left;
   int close_seen;    /* our close frame went */
+  wsn_buf_t tags;    /* tag_t runs over `bytes` */
+  size_t tag_i;      /* the run the parser is in */
+  size_t frame_start; /* where the frame being parsed starts */
   int rsv1_ok;
   wsn_frame_parser_t parser;
   int parser_ready;
@@ -238,6 +242,18 @@ static struct {
   uint8_t mask_seed;
   int stopped;
 } J;
+
+/* FUZZ_CONN_TRACE=1 when replaying an input: prints the script's steps,
+ * the events JS takes and the frames the peer reads. */
+static int trace_on = -1;
+static void trace(const char *fmt, ...) {
+  if (trace_on < 0) trace_on = getenv("FUZZ_CONN_TRACE") != NULL;
+  if (!trace_on) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+}
 
 /* ---- faults -------------------------------------------------------------- */
 
@@ -461,7 +477,28 @@ int uv_read_stop(uv_stream_t *s) {
   return 0;
 }
 
-static void wire_received(const uint8_t *p, size_t n);
+/* Which bytes of the stream were frames C made itself (auto-pongs) and
+ * which JS sent: read from the records the connection hands to each write,
+ * so the peer's view can tell an auto-pong from JS's pong of the same
+ * payload. */
+typedef struct {
+  uint64_t end; /* of this run of bytes, in the stream (or in wdata) */
+  uint8_t own;
+} tag_t;
+
+static void wire_received(const uint8_t *p, size_t n, int own);
+
+/* The records behind a write's buffers, in order (fill_iov's mapping):
+ * whether buffer i is a frame C made itself. */
+static int iov_own(const uv_stream_t *s, const uv_buf_t bufs[], unsigned i) {
+  const wsn_conn_t *c = s->data;
+  const wsn_cmd_t *rec = c->out_head;
+  for (unsigned k = 0; k < i && rec; k++) rec = rec->next;
+  CHECK(rec != NULL);
+  CHECK((const uint8_t *)bufs[i].base + bufs[i].len ==
+        rec->data + rec->off + rec->len);
+  return (rec->flags & WSN_CMD_UNCOUNTED) != 0;
+}
 
 int uv_try_write(uv_stream_t *s, const uv_buf_t bufs[], unsigned n) {
   fhandle_t *f = fh_find(s);
@@ -473,7 +510,7 @@ int uv_try_write(uv_stream_t *s, const uv_buf_t bufs[], unsigned n) {
   for (unsigned i = 0; i < n; i++) {
     size_t take = bufs[i].len < P.avail ? bufs[i].len : P.avail;
     if (take == 0) break;
-    wire_received((const uint8_t *)bufs[i].base, take);
+    wire_received((const uint8_t *)bufs[i].base, take, iov_own(s, bufs, i));
     P.avail -= take;
     total += take;
     if (take < bufs[i].len) break;
@@ -491,11 +528,15 @@ int uv_write(uv_write_t *req, uv_stream_t *s, const uv_buf_t bufs[],
   f->write_cb = cb;
   f->wdone = 0;
   f->wdata.len = 0;
+  f->wtags.len = 0;
   /* libuv keeps the caller's buffers (the records stay alive until the
    * callback); copying them here is the same bytes, and lets ASan see a
    * record freed too early when the bytes are checked against it. */
-  for (unsigned i = 0; i < n; i++)
+  for (unsigned i = 0; i < n; i++) {
     CHECK(wsn_buf_append(&f->wdata, bufs[i].base, bufs[i].len) == 0);
+    tag_t t = {f->wdata.len, (uint8_t)iov_own(s, bufs, i)};
+    CHECK(wsn_buf_append(&f->wtags, &t, sizeof(t)) == 0);
+  }
   return 0;
 }
 
@@ -701,12 +742,25 @@ static int close_code_sendable(uint32_t code) {
 /* ---- the peer's view of what we wrote ----------------------------------- */
 
 
+static int own_at(size_t off) {
+  const tag_t *t = (const tag_t *)W.tags.base;
+  size_t count = W.tags.len / sizeof(tag_t);
+  while (W.tag_i < count && t[W.tag_i].end <= off) W.tag_i++;
+  CHECK(W.tag_i < count);
+  return t[W.tag_i].own;
+}
+
 static void wire_message_check(uint8_t opcode, const uint8_t *p, size_t n,
-                               int compressed) {
-  /* A frame JS did not send: only an auto-pong answering a ping. */
+                               int compressed, int own) {
+  trace("wire: opcode %u, %zu bytes%s%s\n", opcode, n,
+        compressed ? ", compressed" : "", own ? ", made by C" : "");
   sent_t *s = J.sent;
-  if (s == NULL || s->opcode != opcode || s->compressed != compressed ||
-      s->len != n || (n && memcmp(s->data, p, n) != 0)) {
+  if (!own) {
+    /* JS's frames arrive in order and intact. */
+    CHECK(s != NULL && s->opcode == opcode && s->compressed == compressed &&
+          s->len == n && (n == 0 || memcmp(s->data, p, n) == 0));
+  } else {
+    /* A frame C made itself: only an auto-pong answering a ping. */
     CHECK(opcode == WSN_OP_PONG);
     CHECK(!J.no_auto_pong);
     CHECK(n <= 125);
@@ -776,15 +830,20 @@ static void wire_frames(void) {
         break;
       case WSN_FRAME_END:
         if (ev.opcode >= 8) {
-          wire_message_check(W.ctrl_op, W.ctrl.base, W.ctrl.len, 0);
+          wire_message_check(W.ctrl_op, W.ctrl.base, W.ctrl.len, 0,
+                             own_at(W.frame_start));
           if (W.ctrl_op == WSN_OP_CLOSE) W.close_seen = 1;
+          W.frame_start = W.off;
+          break;
         } else if (ev.fin) {
           if (W.compressed) {
             static const uint8_t tail[4] = {0, 0, 0xff, 0xff};
             wire_inflate(tail, 4, &W.msg);
           }
-          wire_message_check(W.opcode, W.msg.base, W.msg.len, W.compressed);
+          wire_message_check(W.opcode, W.msg.base, W.msg.len, W.compressed,
+                             own_at(W.frame_start));
         }
+        W.frame_start = W.off;
         break;
       case WSN_FRAME_ERROR:
         fprintf(stderr, "our frame does not parse: error %d arg %u\n",
@@ -796,8 +855,10 @@ static void wire_frames(void) {
 }
 
 /* Bytes the connection wrote reach the peer. */
-static void wire_received(const uint8_t *p, size_t n) {
+static void wire_received(const uint8_t *p, size_t n, int own) {
   CHECK(wsn_buf_append(&W.bytes, p, n) == 0);
+  tag_t t = {W.bytes.len, (uint8_t)own};
+  CHECK(wsn_buf_append(&W.tags, &t, sizeof(t)) == 0);
   if (W.stage == 0) {
     /* The head: a client's request or a server's response. */
     const char *b = (const char *)W.bytes.base;
@@ -813,6 +874,7 @@ static void wire_received(const uint8_t *p, size_t n) {
       return;
     }
     W.off = end;
+    W.frame_start = end;
     if (J.is_server && strncmp(b, "HTTP/1.1 101 ", 13) != 0) {
       CHECK(strncmp(b, "HTTP/1.1 ", 9) == 0);
       W.refused = 1;
@@ -1080,6 +1142,7 @@ static void forget_acks(void) {
 
 static void on_event(const wsn_event_t *ev, const uint8_t *payload) {
   wsn_id_t id = wsn_id_make(ev->slot, ev->gen);
+  trace("event %u, %u bytes, a=%u\n", ev->type, ev->len, ev->a);
   int for_server = id == J.server_id && J.server_id != 0;
   switch (ev->type) {
     case WSN_EV_LISTENING:
@@ -1337,10 +1400,15 @@ static void poll_phase(void) {
     if (f->wreq) {
       size_t left = f->wdata.len - f->wdone;
       size_t take = left < P.avail ? left : P.avail;
-      if (take) {
-        wire_received(f->wdata.base + f->wdone, take);
-        f->wdone += take;
-        P.avail -= take;
+      P.avail -= take;
+      while (take) {
+        /* Split at the records' boundaries, keeping each one's tag. */
+        const tag_t *t = (const tag_t *)f->wtags.base;
+        while (t->end <= f->wdone) t++;
+        size_t piece = t->end - f->wdone < take ? t->end - f->wdone : take;
+        wire_received(f->wdata.base + f->wdone, piece, t->own);
+        f->wdone += piece;
+        take -= piece;
       }
       if (f->wdone == f->wdata.len || P.write_error) {
         uv_write_t *r = f->wreq;
@@ -1383,6 +1451,7 @@ static void close_phase(void) {
     uv_close_cb cb = f->close_cb;
     uv_handle_t *h = f->h;
     wsn_buf_free(&f->wdata);
+    wsn_buf_free(&f->wtags);
     memset(f, 0, sizeof(*f));
     if (cb) cb(h);
   }
@@ -1743,6 +1812,7 @@ static void run_script(in_t *in) {
   int op;
   while ((op = take(in)) >= 0 && !J.stopped) {
     int p = op >> 4;
+    trace("op %d, p %d\n", op & 15, p);
     switch (op & 15) {
       case 0: { /* the peer sends raw bytes */
         int n = take(in);
@@ -1920,6 +1990,7 @@ static void free_all(void) {
   wsn_buf_free(&J.pings);
   wsn_buf_free(&J.pongs);
   wsn_buf_free(&W.bytes);
+  wsn_buf_free(&W.tags);
   wsn_buf_free(&W.msg);
   wsn_buf_free(&W.ctrl);
   if (W.inf_ready) inflateEnd(&W.inf);
