@@ -52,7 +52,20 @@ typedef struct {
    * tested. 0: never. */
   unsigned long fail_delivery_at;
   unsigned long deliveries;
+  /* Thread mode: the commands of the current JS turn, pushed to the loop
+   * together at its end (one lock, one wake-up), or sooner past a bound. */
+  wsn_cmd_t *turn_head, *turn_tail;
+  size_t turn_bytes;
+  unsigned turn_count;
+  int turn_flush_queued;  /* a microtask will push them */
+  napi_ref queue_microtask; /* globalThis.queueMicrotask */
+  napi_ref turn_flush;      /* the native function it is given */
 } wsn_binding_t;
+
+/* A turn's commands leave early past these (a long synchronous loop of
+ * sends must not hold megabytes, nor delay its first frames without end). */
+#define TURN_MAX_BYTES (256 * 1024)
+#define TURN_MAX_COMMANDS 1024
 
 #define CHECK(call)                                                         \
   do {                                                                      \
@@ -68,6 +81,70 @@ static wsn_binding_t *get_binding(napi_env env) {
   wsn_binding_t *b = NULL;
   napi_get_instance_data(env, (void **)&b);
   return b;
+}
+
+/* ---- commands: one push per JS turn ------------------------------------ */
+
+/* Pushes the turn's commands to the loop, in order. */
+static void turn_flush(wsn_binding_t *b) {
+  if (b->turn_head == NULL) return;
+  wsn_loop_push_list(&b->loop, b->turn_head, b->turn_tail);
+  b->turn_head = b->turn_tail = NULL;
+  b->turn_bytes = 0;
+  b->turn_count = 0;
+}
+
+/* The microtask queued by the turn's first command. */
+static napi_value turn_flush_fn(napi_env env, napi_callback_info info) {
+  (void)info;
+  wsn_binding_t *b = get_binding(env);
+  b->turn_flush_queued = 0;
+  if (!b->stopped) turn_flush(b);
+  return NULL;
+}
+
+/*
+ * Every command JS gives the loop goes through here. Main-loop mode runs it
+ * at once (wsn_loop_push). Thread mode keeps the commands of one JS turn
+ * (a dispatched batch of events and its echoes, say) and pushes them
+ * together from a microtask at the turn's end: one lock and at most one
+ * wake-up of the I/O thread per turn instead of per send, and the I/O
+ * thread writes them together. Order is kept, for every command; a turn
+ * that queues a lot pushes early (TURN_MAX_*). If the microtask cannot be
+ * queued, the command is pushed at once.
+ */
+static void enqueue(napi_env env, wsn_binding_t *b, wsn_cmd_t *cmd) {
+  if (b->main_mode || b->stopped) {
+    wsn_loop_push(&b->loop, cmd);
+    return;
+  }
+  cmd->next = NULL;
+  if (b->turn_tail) b->turn_tail->next = cmd;
+  else b->turn_head = cmd;
+  b->turn_tail = cmd;
+  b->turn_bytes += cmd->len;
+  b->turn_count++;
+  if (b->turn_bytes > TURN_MAX_BYTES || b->turn_count > TURN_MAX_COMMANDS) {
+    turn_flush(b);
+    return;
+  }
+  if (b->turn_flush_queued) return;
+  napi_value qm, fn, global;
+  if (b->queue_microtask == NULL || b->turn_flush == NULL ||
+      napi_get_reference_value(env, b->queue_microtask, &qm) != napi_ok ||
+      napi_get_reference_value(env, b->turn_flush, &fn) != napi_ok ||
+      napi_get_global(env, &global) != napi_ok ||
+      napi_call_function(env, global, qm, 1, &fn, NULL) != napi_ok) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) {
+      napi_value e;
+      napi_get_and_clear_last_exception(env, &e);
+    }
+    turn_flush(b);
+    return;
+  }
+  b->turn_flush_queued = 1;
 }
 
 static int get_args(napi_env env, napi_callback_info info, size_t n,
@@ -268,7 +345,7 @@ static void delivery_failed(wsn_binding_t *b, napi_env env, wsn_buf_t *batch) {
         /* A no-op if the id is already gone (a CLOSED follows). */
         if (id != last && !b->stopped) {
           wsn_cmd_t *cmd = wsn_cmd_new(WSN_CMD_TERMINATE, id, 0);
-          if (cmd) wsn_loop_push(&b->loop, cmd);
+          if (cmd) enqueue(env, b, cmd);
           last = id;
         }
         break;
@@ -378,6 +455,7 @@ static void shutdown_binding(wsn_binding_t *b, int exiting) {
     }
     wsn_loop_stop_main(&b->loop, main_stopped, b);
   } else {
+    turn_flush(b); /* what JS queued this turn goes before the stop */
     wsn_loop_stop_threaded(&b->loop);
     wsn_loop_destroy(&b->loop);
     napi_release_threadsafe_function(b->tsfn, napi_tsfn_abort);
@@ -408,6 +486,14 @@ static void finalize_binding(napi_env env, void *data, void *hint) {
   wsn_binding_t *b = data;
   if (b->dispatcher) napi_delete_reference(env, b->dispatcher);
   if (b->slab) napi_delete_reference(env, b->slab);
+  if (b->queue_microtask) napi_delete_reference(env, b->queue_microtask);
+  if (b->turn_flush) napi_delete_reference(env, b->turn_flush);
+  /* Commands of a turn that never ended (the environment went first). */
+  while (b->turn_head) {
+    wsn_cmd_t *next = b->turn_head->next;
+    free(b->turn_head);
+    b->turn_head = next;
+  }
   if (b->main_mode && b->async_ctx) napi_async_destroy(env, b->async_ctx);
   wsn_buf_free(&b->endings);
   free(b);
@@ -441,6 +527,17 @@ static napi_value start_fn(napi_env env, napi_callback_info info) {
     napi_unref_threadsafe_function(env, b->tsfn);
     if (wsn_loop_start(&b->loop, 1, NULL, notify_thread, b) != 0)
       return throw_error(env, "ws-native: cannot start the I/O thread");
+    /* The turn's commands leave from a microtask (see enqueue). */
+    napi_value global, qm, fn;
+    napi_valuetype qt = napi_undefined;
+    if (napi_get_global(env, &global) == napi_ok &&
+        napi_get_named_property(env, global, "queueMicrotask", &qm) == napi_ok &&
+        napi_typeof(env, qm, &qt) == napi_ok && qt == napi_function &&
+        napi_create_function(env, "wsnFlushTurn", NAPI_AUTO_LENGTH,
+                             turn_flush_fn, NULL, &fn) == napi_ok) {
+      napi_create_reference(env, qm, 1, &b->queue_microtask);
+      napi_create_reference(env, fn, 1, &b->turn_flush);
+    }
   }
   b->started = 1;
   /* Registered after the tsfn, so it runs before the tsfn's own hook. */
@@ -540,7 +637,7 @@ static napi_value listen_fn(napi_env env, napi_callback_info info) {
   memcpy(cmd->data + sizeof(a) + host_len, path, path_len);
   free(host);
   free(path);
-  wsn_loop_push(&b->loop, cmd);
+  enqueue(env, b, cmd);
   return make_number(env, (double)id);
 }
 
@@ -556,7 +653,14 @@ static napi_value simple_cmd(napi_env env, napi_callback_info info,
   wsn_cmd_t *cmd = wsn_cmd_new(type, id, 0);
   if (cmd == NULL) return throw_error(env, "ws-native: out of memory");
   cmd->arg = (uint64_t)get_double(env, argv[1], 0);
-  wsn_loop_push(&b->loop, cmd);
+  enqueue(env, b, cmd);
+  /* Flow control and teardown do not wait for the turn's end: a paused
+   * reader must stop the socket's reading now (the I/O thread reads on
+   * until the command arrives), and the commands before it go with it, so
+   * order is kept. */
+  if (type == WSN_CMD_PAUSE || type == WSN_CMD_TERMINATE ||
+      type == WSN_CMD_SERVER_CLOSE)
+    turn_flush(b);
   return undefined(env);
 }
 
@@ -610,7 +714,7 @@ static napi_value server_settings_fn(napi_env env, napi_callback_info info) {
   memcpy(cmd->data, &st, sizeof(st));
   memcpy(cmd->data + sizeof(st), path, path_len);
   free(path);
-  wsn_loop_push(&b->loop, cmd);
+  enqueue(env, b, cmd);
   return undefined(env);
 }
 static napi_value terminate_fn(napi_env env, napi_callback_info info) {
@@ -640,7 +744,7 @@ static napi_value sockopt_fn(napi_env env, napi_callback_info info) {
   cmd->flags = which;
   double v = get_double(env, argv[2], 0);
   cmd->arg = v > 0 && v < 9007199254740992.0 ? (uint64_t)v : 0;
-  wsn_loop_push(&b->loop, cmd);
+  enqueue(env, b, cmd);
   return undefined(env);
 }
 
@@ -781,7 +885,7 @@ static napi_value response_cmd(napi_env env, napi_callback_info info,
       memcpy(cmd->data, &s, sizeof(s));
     }
     memcpy(cmd->data + pre, resp, n);
-    wsn_loop_push(&b->loop, cmd);
+    enqueue(env, b, cmd);
   }
   free(resp);
   if (cmd == NULL) return throw_error(env, "ws-native: out of memory");
@@ -851,7 +955,7 @@ static napi_value adopt_fn(napi_env env, napi_callback_info info) {
   if (hl) memcpy(cmd->data + sizeof(a), head, hl);
   memcpy(cmd->data + sizeof(a) + hl, resp, rl);
   free(resp);
-  wsn_loop_push(&b->loop, cmd);
+  enqueue(env, b, cmd);
   napi_value out;
   napi_create_array_with_length(env, 2, &out);
   napi_set_element(env, out, 0, make_number(env, (double)id));
@@ -989,7 +1093,7 @@ static napi_value connect_fn(napi_env env, napi_callback_info info) {
     memcpy(p + sizeof(a), host, hl);
     memcpy(p + sizeof(a) + hl, key, kl);
     memcpy(p + sizeof(a) + hl + kl, req, rl);
-    wsn_loop_push(&b->loop, cmd);
+    enqueue(env, b, cmd);
   }
   free(host);
   free(key);
@@ -1101,7 +1205,7 @@ static napi_value send_fn(napi_env env, napi_callback_info info) {
     if (!pending) napi_throw_error(env, NULL, "ws-native: out of memory");
     return NULL;
   }
-  wsn_loop_push(&b->loop, cmd);
+  enqueue(env, b, cmd);
   return make_number(env, (double)frame_len);
 }
 
@@ -1164,7 +1268,7 @@ static napi_value send_frame_fn(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (flags & SEND_ACK) cmd->flags |= WSN_SEND_WANT_ACK;
-  wsn_loop_push(&b->loop, cmd);
+  enqueue(env, b, cmd);
   return make_number(env, (double)total);
 }
 
@@ -1193,7 +1297,7 @@ static napi_value close_fn(napi_env env, napi_callback_info info) {
   wsn_cmd_t *cmd = wsn_cmd_new(WSN_CMD_CLOSE, id, 14 + n);
   if (cmd == NULL) return throw_error(env, "ws-native: out of memory");
   size_t frame_len = finish_frame(b, cmd, n, WSN_OP_CLOSE, flags, 0, n ? payload : NULL);
-  wsn_loop_push(&b->loop, cmd);
+  enqueue(env, b, cmd);
   return make_number(env, (double)frame_len);
 }
 

@@ -188,6 +188,25 @@ void wsn_loop_push(wsn_loop_t *l, wsn_cmd_t *cmd) {
   if (was_empty) uv_async_send(&l->wake);
 }
 
+void wsn_loop_push_list(wsn_loop_t *l, wsn_cmd_t *head, wsn_cmd_t *tail) {
+  if (!l->threaded && !l->stopping) {
+    while (head) {
+      wsn_cmd_t *next = head->next;
+      wsn_loop_push(l, head);
+      head = next;
+    }
+    return;
+  }
+  tail->next = NULL;
+  uv_mutex_lock(&l->cmd_mu);
+  int was_empty = l->cmd_head == NULL;
+  if (l->cmd_tail) l->cmd_tail->next = head;
+  else l->cmd_head = head;
+  l->cmd_tail = tail;
+  uv_mutex_unlock(&l->cmd_mu);
+  if (was_empty) uv_async_send(&l->wake);
+}
+
 static void run_command(wsn_loop_t *l, wsn_cmd_t *cmd) {
   if (cmd->type == WSN_CMD_STOP) {
     free(cmd);

@@ -263,6 +263,11 @@ int wsn_loop_start(wsn_loop_t *l, int threaded, uv_loop_t *node_loop,
 /* Any thread: queues a command and wakes the loop if the queue was empty. */
 void wsn_loop_push(wsn_loop_t *l, wsn_cmd_t *cmd);
 
+/* Any thread: queues a list of commands (linked by `next`, in order) with
+ * one lock, waking the loop if its queue was empty. Main-loop mode runs
+ * them at once, as wsn_loop_push does. */
+void wsn_loop_push_list(wsn_loop_t *l, wsn_cmd_t *head, wsn_cmd_t *tail);
+
 /* JS thread: takes the whole published batch (empty if none). */
 wsn_buf_t wsn_loop_take_events(wsn_loop_t *l);
 
