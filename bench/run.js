@@ -20,7 +20,8 @@
 //
 // Options:
 //   --quick            short durations and one repetition (smoke run, < 1 min)
-//   --only S2[,S5]     run only these scenarios (S1-S4, S4Z, S4ZN, S5, S5N, S6)
+//   --only S2[,S5]     run only these scenarios (S1-S4, S4Z, S4ZN, S5, S5N, S6, S7,
+//                      S8, S8L)
 //   --impl a,b         columns: ws, uws, native-thread, native-main, c
 //                      ("native" = both ws-native modes; default: all five)
 //   --reps N           repetitions (default 3; --quick: 1)
@@ -45,20 +46,21 @@ const RESULTS = path.join(BENCH, 'results.md');
 // Column order is this order. `bin`: a native executable instead of a Node
 // script; `pmd`: speaks permessage-deflate (`pmdKeys`: the only
 // perMessageDeflate options it can match, see servers/uws.js); `client`: has
-// a WebSocket client (S6 measures clients).
+// a WebSocket client (S6 measures clients); `tls`: serves wss:// (S8, S8L).
 const IMPLS = {
-  ws: { label: 'ws', script: 'ws.js', env: {}, pmd: true, client: true },
+  ws: { label: 'ws', script: 'ws.js', env: {}, pmd: true, client: true, tls: true },
   uws: { label: 'uWebSockets.js', short: 'uWS.js', script: 'uws.js', env: { BENCH_UWS_DIR: UWS_DIR }, pmd: true,
-    pmdKeys: ['serverNoContextTakeover', 'clientNoContextTakeover'], client: false },
-  'native-thread': { label: 'ws-native (thread)', script: 'ws-native.js', env: { WS_NATIVE_LOOP: 'thread' }, pmd: true, client: true },
-  'native-main': { label: 'ws-native (main)', script: 'ws-native.js', env: { WS_NATIVE_LOOP: 'main' }, pmd: true, client: true },
-  c: { label: 'C limit', bin: CSERVER, env: {}, pmd: false, client: false }
+    pmdKeys: ['serverNoContextTakeover', 'clientNoContextTakeover'], client: false, tls: true },
+  'native-thread': { label: 'ws-native (thread)', script: 'ws-native.js', env: { WS_NATIVE_LOOP: 'thread' }, pmd: true, client: true, tls: true },
+  'native-main': { label: 'ws-native (main)', script: 'ws-native.js', env: { WS_NATIVE_LOOP: 'main' }, pmd: true, client: true, tls: true },
+  c: { label: 'C limit', bin: CSERVER, env: {}, pmd: false, client: false, tls: false }
 };
 
 // Why `impl` has no cell in `scn`, or null when it has one.
 function notApplicable(scn, impl) {
   const i = IMPLS[impl];
   if (scn.client && !i.client) return `S6 measures a WebSocket client; ${i.label} is measured as a server only`;
+  if (scn.tls && !i.tls) return 'the C server speaks no TLS (it is the limit of socket I/O and framing alone)';
   const pmd = (scn.env && scn.env.BENCH_PMD) || (scn.memory && scn.memory.env && scn.memory.env.BENCH_PMD);
   if (pmd && !i.pmd) return 'the C server has no permessage-deflate (it is the limit of the uncompressed path)';
   const unmatched = pmd && i.pmdKeys ? Object.keys(JSON.parse(pmd)).filter((k) => !i.pmdKeys.includes(k)) : [];
@@ -67,11 +69,14 @@ function notApplicable(scn, impl) {
 }
 
 // Durations in seconds: [warmup, measure]; idle/idleZ: connections held by
-// S4 and S4Z/S4ZN. The full run takes ~9 min with all five implementations
-// (117 measurements: the C server has no compressed cells, and only ws and
-// ws-native have S6's client).
-const FULL = { S1: [1, 3], S2: [1, 5], S3: [1, 3], S5: [1, 5], S6: [1, 5], idle: 10000, idleZ: 2000 };
-const QUICK = { S1: [0.3, 1], S2: [0.5, 1.5], S3: [0.5, 1], S5: [0.5, 1.5], S6: [0.5, 1.5], idle: 10000, idleZ: 2000 };
+// S4 and S4Z/S4ZN. The full run takes ~13 min with all five implementations
+// (156 measurements: the C server has no compressed or TLS cells, and only
+// ws and ws-native have S6's client).
+const FULL = { S1: [1, 3], S2: [1, 5], S3: [1, 3], S5: [1, 5], S6: [1, 5], S7: [1, 5], S8: [1, 5], S8L: [1, 3], idle: 10000, idleZ: 2000 };
+const QUICK = {
+  S1: [0.3, 1], S2: [0.5, 1.5], S3: [0.5, 1], S5: [0.5, 1.5], S6: [0.5, 1.5], S7: [0.5, 1.5], S8: [0.5, 1.5], S8L: [0.5, 1],
+  idle: 10000, idleZ: 2000
+};
 
 // permessage-deflate options given to both servers (ws's perMessageDeflate,
 // as JSON for servers/echo.js): ws's defaults, and both sides without
@@ -154,6 +159,33 @@ const SCENARIOS = [
       { key: 'cpu_us_per_msg', name: 'client CPU µs/msg (lower is better)', fmt: 2 }
     ],
     extra: ['cpu_util', 'server_cpu']
+  },
+  {
+    id: 'S7',
+    title: 'connection setup, 50 at once: handshake, 1 msg of 32 B echoed, close handshake',
+    load: (d) => ['-m', 'churn', '-c', '50', '-s', '32', '-t', '-w', d.S7[0], '-d', d.S7[1]],
+    metrics: [
+      { key: 'conns_per_s', name: 'conns/s (higher is better)', fmt: 0 },
+      { key: 'handshake_p50_us', name: 'handshake p50 µs (lower is better)', fmt: 0 },
+      { key: 'handshake_p99_us', name: 'handshake p99 µs (lower is better)', fmt: 0 }
+    ],
+    extra: ['client_cpu']
+  },
+  {
+    id: 'S8',
+    title: 'wss:// server, 50 conns × 8 in flight, 32 B text',
+    tls: true,
+    load: (d) => ['-S', '-m', 'echo', '-c', '50', '-k', '8', '-s', '32', '-t', '-w', d.S8[0], '-d', d.S8[1]],
+    metrics: [{ key: 'msgs_per_s', name: 'msg/s (higher is better)', fmt: 0 }],
+    extra: ['client_cpu']
+  },
+  {
+    id: 'S8L',
+    title: 'wss:// server, large: 10 conns × 1 in flight, 1 MiB binary',
+    tls: true,
+    load: (d) => ['-S', '-m', 'echo', '-c', '10', '-k', '1', '-s', '1m', '-b', '-w', d.S8L[0], '-d', d.S8L[1]],
+    metrics: [{ key: 'mb_per_s', name: 'MB/s (higher is better)', fmt: 1 }],
+    extra: ['client_cpu']
   }
 ];
 
@@ -200,7 +232,7 @@ function parseArgs(argv) {
 
 function usage(err) {
   const text =
-    'usage: node bench/run.js [--quick] [--only S1,S2,S3,S4,S4Z,S4ZN,S5,S5N,S6]\n' +
+    'usage: node bench/run.js [--quick] [--only S1,S2,S3,S4,S4Z,S4ZN,S5,S5N,S6,S7,S8,S8L]\n' +
     '                         [--impl ws,uws,native-thread,native-main,c|native]\n' +
     '                         [--reps N] [--no-pin]\n';
   if (err) {
@@ -439,7 +471,9 @@ async function startServer(spec) {
 }
 
 async function measureLoad(scn, impl, durations) {
-  const { server, port } = await startServer(implServer(impl, false, scn.env));
+  // S8, S8L: wss:// with S6's self-signed certificate.
+  const env = scn.tls ? { ...scn.env, BENCH_TLS_DIR: certificates() } : scn.env;
+  const { server, port } = await startServer(implServer(impl, false, env));
   try {
     const args = scn.load(durations).map(String);
     const secs = args.reduce((s, a, i) => (args[i - 1] === '-w' || args[i - 1] === '-d' ? s + Number(a) : s), 0);
@@ -520,7 +554,7 @@ async function measureMemory(scn, impl, durations) {
   }
 }
 
-// S6: a self-signed certificate for 127.0.0.1, made once per run with the
+// S6, S8, S8L: a self-signed certificate for 127.0.0.1, made once per run with the
 // openssl CLI into a temporary directory (removed at exit).
 let tlsDir = null;
 function certificates() {

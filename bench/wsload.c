@@ -28,6 +28,21 @@
  *            the first stdin line makes every connection send M messages
  *            (all in flight at once) and wait for their echoes; one more line
  *            is printed once all are back, and the next stdin line lets go.
+ *   churn    connection setup rate: N slots, each running short-lived
+ *            connections one after another: connect, upgrade (101 and
+ *            Sec-WebSocket-Accept checked), one message sent and its echo
+ *            verified, our close frame, the server's close frame and the end
+ *            of the TCP connection, then the next connection. Prints
+ *            connections completed per second and the handshake time (from
+ *            connect() to a verified 101, TLS included with -S) p50/p99.
+ *            Every connection must close cleanly: a server that resets or
+ *            ends the TCP connection without its close frame fails the run.
+ *
+ * TLS (-S): wss://. The TLS handshake (OpenSSL, any certificate accepted:
+ * the bench server's is self-signed and this is a load generator, not a
+ * client anyone trusts) runs before the upgrade; every byte then goes
+ * through SSL_write/SSL_read, and the upgrade and the echoes are checked as
+ * in plain mode.
  *
  * permessage-deflate (-z, RFC 7692): the upgrade offers
  * "permessage-deflate; client_max_window_bits" (what browsers and ws's client
@@ -75,6 +90,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #define EXIT_USAGE 1
 #define EXIT_PROTO 2
@@ -102,7 +119,7 @@
 #define HANDSHAKE_MAX 8192
 #define CLOSE_TIMEOUT_S 5.0
 
-enum mode { MODE_ECHO, MODE_LATENCY, MODE_IDLE };
+enum mode { MODE_ECHO, MODE_LATENCY, MODE_IDLE, MODE_CHURN };
 
 static struct {
   const char *host;
@@ -122,6 +139,7 @@ static struct {
   int zlevel;   /* our deflate level */
   bool json;    /* -j: JSON-like payloads */
   uint32_t active; /* idle mode: messages each connection sends on request */
+  bool tls;        /* -S: wss:// */
 } opt = {
     .host = "127.0.0.1",
     .port = NULL,
@@ -145,6 +163,7 @@ static struct {
 enum cstate {
   CS_IDLE,       /* not started yet */
   CS_CONNECTING, /* TCP connect in progress */
+  CS_TLS,        /* -S: TLS handshake in progress */
   CS_HANDSHAKE,  /* upgrade request sent, waiting for 101 */
   CS_OPEN,
   CS_CLOSING, /* our close frame sent, waiting for the server's and EOF */
@@ -185,6 +204,10 @@ struct conn {
   z_stream *zi;      /* inflates the server's messages; from the first one */
   bool msg_z;        /* the message being received is compressed */
   bool active_done;  /* idle --active: its messages all came back */
+
+  SSL *ssl;          /* -S */
+  size_t tls_retry;  /* an SSL_write that must be repeated with this length */
+  uint64_t t_start;  /* churn: when connect() was called */
 };
 
 enum phase { PH_CONNECT, PH_WARMUP, PH_MEASURE, PH_DRAIN, PH_IDLE_HOLD, PH_ACTIVE, PH_CLOSE, PH_END };
@@ -220,6 +243,10 @@ static struct {
   bool pool_nct;       /* the agreement it was built for */
   int pool_bits;
   struct rusage ru_measure, ru_end;
+  SSL_CTX *ssl_ctx; /* -S */
+  /* churn: connections completed (cleanly closed), and the next id */
+  uint64_t completed, completed_at_measure, completed_at_end;
+  uint32_t next_id;
 } g;
 
 /* Distinct non-NULL epoll tags for the two non-connection fds. */
@@ -653,6 +680,82 @@ static void set_events(struct conn *c, uint32_t ev) {
   c->events = ev;
 }
 
+/* ---- TLS (-S) ------------------------------------------------------------ */
+
+/* The first queued OpenSSL error, for messages. */
+static const char *tls_error(void) {
+  static char buf[256];
+  unsigned long e = ERR_get_error();
+  if (!e) return "no OpenSSL error queued (the peer ended the connection?)";
+  ERR_error_string_n(e, buf, sizeof buf);
+  ERR_clear_error();
+  return buf;
+}
+
+static void tls_init(void) {
+  g.ssl_ctx = SSL_CTX_new(TLS_client_method());
+  if (!g.ssl_ctx) die(EXIT_PROTO, "SSL_CTX_new: %s", tls_error());
+  /* The bench server's certificate is self-signed: not checked. */
+  SSL_CTX_set_verify(g.ssl_ctx, SSL_VERIFY_NONE, NULL);
+  /* flush() may append to (and so move) the write buffer between an
+   * SSL_write that wants a retry and the retry, and takes partial writes. */
+  SSL_CTX_set_mode(g.ssl_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+  /* A server may end the TCP connection after its close frame without a
+   * close_notify (RFC 6455 asks for nothing more): that is an EOF. */
+  SSL_CTX_set_options(g.ssl_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
+}
+
+/* send()/recv() through TLS when -S: the same contract (bytes moved, or -1
+ * with errno EAGAIN when it must wait for the socket, or another errno; 0
+ * from io_recv at the end of the stream). */
+static ssize_t io_send(struct conn *c, const uint8_t *p, size_t n) {
+  if (!c->ssl) return send(c->fd, p, n, MSG_NOSIGNAL);
+  /* OpenSSL wants a retried write repeated with the same length. */
+  size_t len = c->tls_retry ? c->tls_retry : n;
+  if (len > 1u << 30) len = 1u << 30;
+  ERR_clear_error();
+  int r = SSL_write(c->ssl, p, (int)len);
+  if (r > 0) {
+    c->tls_retry = 0;
+    return r;
+  }
+  int e = SSL_get_error(c->ssl, r);
+  if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+    c->tls_retry = len;
+    errno = EAGAIN;
+    return -1;
+  }
+  if (e != SSL_ERROR_SYSCALL || errno == 0) {
+    fprintf(stderr, "wsload: connection %" PRIu32 ": SSL_write: %s\n", c->id, tls_error());
+    errno = EPROTO;
+  }
+  return -1;
+}
+
+static ssize_t io_recv(struct conn *c, uint8_t *p, size_t n) {
+  if (!c->ssl) return recv(c->fd, p, n, 0);
+  if (n > 1u << 30) n = 1u << 30;
+  ERR_clear_error();
+  int r = SSL_read(c->ssl, p, (int)n);
+  if (r > 0) return r;
+  int e = SSL_get_error(c->ssl, r);
+  /* A read that must write first (a TLS 1.3 KeyUpdate asking for an
+   * answer; none of the bench servers sends one) is retried on the next
+   * readable event only. */
+  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+    errno = EAGAIN;
+    return -1;
+  }
+  if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && errno == 0)) return 0;
+  if (e != SSL_ERROR_SYSCALL) {
+    fprintf(stderr, "wsload: connection %" PRIu32 ": SSL_read: %s\n", c->id, tls_error());
+    errno = EPROTO;
+  }
+  return -1;
+}
+
 static uint8_t *wbuf_reserve(struct conn *c, size_t n) {
   if (c->woff > 0 && c->wlen + n > c->wcap) {
     /* Pending bytes: slide them to the front before growing. */
@@ -675,7 +778,7 @@ static void conn_lost(struct conn *c, const char *why);
  * waits for EPOLLOUT. */
 static void flush(struct conn *c) {
   while (c->woff < c->wlen) {
-    ssize_t n = send(c->fd, c->wbuf + c->woff, c->wlen - c->woff, MSG_NOSIGNAL);
+    ssize_t n = io_send(c, c->wbuf + c->woff, c->wlen - c->woff);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -747,6 +850,8 @@ static void send_message(struct conn *c, uint32_t seq) {
 }
 
 static bool sending_allowed(const struct conn *c) {
+  /* churn: each connection sends one message, whatever the phase. */
+  if (opt.mode == MODE_CHURN) return c->send_seq == 0;
   if (g.phase == PH_ACTIVE) return c->send_seq < opt.active;
   return g.phase == PH_WARMUP || g.phase == PH_MEASURE;
 }
@@ -775,6 +880,13 @@ static void start_close(struct conn *c) {
 }
 
 static void conn_finish(struct conn *c, bool clean) {
+  if (opt.mode == MODE_CHURN && !clean)
+    die(EXIT_PROTO, "connection %" PRIu32 ": the server ended the TCP connection without sending its close frame",
+        c->id);
+  if (c->ssl) {
+    SSL_free(c->ssl);
+    c->ssl = NULL;
+  }
   if (c->fd >= 0) {
     close(c->fd); /* also removes it from the epoll set */
     c->fd = -1;
@@ -786,13 +898,20 @@ static void conn_finish(struct conn *c, bool clean) {
   c->wbuf = NULL;
   c->wlen = c->woff = c->wcap = 0;
   zstreams_free(c);
+  if (opt.mode == MODE_CHURN) {
+    /* tick() starts the slot's next connection, after this wakeup's
+     * events: one of them may still name this slot. */
+    g.completed++;
+    g.t_progress = 0;
+  }
 }
 
 static void conn_lost(struct conn *c, const char *why) {
   if (c->state == CS_DONE) return;
-  if (c->state == CS_CLOSING) {
+  if (c->state == CS_CLOSING && opt.mode != MODE_CHURN) {
     /* Shutting down anyway: a reset or a missing close frame is only
-     * worth counting, not failing the run. */
+     * worth counting, not failing the run (in churn mode the close
+     * handshake is part of what is measured: it fails below). */
     conn_finish(c, false);
     return;
   }
@@ -812,11 +931,40 @@ static void start_connect(struct conn *c) {
   c->fd = fd;
   c->state = CS_CONNECTING;
   c->events = EPOLLOUT;
+  c->t_start = now_ns();
   struct epoll_event e = {.events = EPOLLOUT, .data.ptr = c};
   if (epoll_ctl(g.ep, EPOLL_CTL_ADD, fd, &e) < 0) die(EXIT_PROTO, "epoll_ctl: %s", strerror(errno));
   if (connect(fd, g.ai->ai_addr, g.ai->ai_addrlen) < 0 && errno != EINPROGRESS)
     die(EXIT_PROTO, "connect to %s:%s: %s", opt.host, opt.port, strerror(errno));
   g.started++;
+}
+
+/* -S: TCP is up; the TLS handshake runs before the upgrade. */
+static void send_upgrade(struct conn *c);
+
+static void tls_step(struct conn *c) {
+  ERR_clear_error();
+  int r = SSL_do_handshake(c->ssl);
+  if (r == 1) {
+    send_upgrade(c);
+    return;
+  }
+  int e = SSL_get_error(c->ssl, r);
+  if (e == SSL_ERROR_WANT_READ)
+    set_events(c, EPOLLIN);
+  else if (e == SSL_ERROR_WANT_WRITE)
+    set_events(c, EPOLLIN | EPOLLOUT);
+  else
+    die(EXIT_PROTO, "connection %" PRIu32 ": TLS handshake failed: %s", c->id,
+        e == SSL_ERROR_SYSCALL && errno ? strerror(errno) : tls_error());
+}
+
+static void tls_start(struct conn *c) {
+  c->ssl = SSL_new(g.ssl_ctx);
+  if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) die(EXIT_PROTO, "SSL_new: %s", tls_error());
+  SSL_set_connect_state(c->ssl);
+  c->state = CS_TLS;
+  tls_step(c);
 }
 
 static void send_upgrade(struct conn *c) {
@@ -869,11 +1017,12 @@ static bool header_value(const char *hdrs, const char *name, char *out, size_t o
 
 static void begin_traffic(void);
 static void begin_close(uint64_t t);
+static void add_sample(uint64_t ns);
 static void process_frames(struct conn *c, uint8_t *buf, size_t len);
 
 static void handshake_read(struct conn *c) {
   if (!c->hbuf) c->hbuf = xrealloc(NULL, HANDSHAKE_MAX + 1);
-  ssize_t n = recv(c->fd, c->hbuf + c->hlen, HANDSHAKE_MAX - c->hlen, 0);
+  ssize_t n = io_recv(c, (uint8_t *)c->hbuf + c->hlen, HANDSHAKE_MAX - c->hlen);
   if (n < 0) {
     if (errno == EAGAIN || errno == EINTR) return;
     die(EXIT_PROTO, "connection %" PRIu32 ": handshake read: %s", c->id, strerror(errno));
@@ -919,6 +1068,12 @@ static void handshake_read(struct conn *c) {
   if (opt.mode == MODE_LATENCY) c->sent_at = xrealloc(NULL, sizeof(uint64_t) * opt.inflight);
   g.established++;
   g.t_progress = now_ns();
+  if (opt.mode == MODE_CHURN) {
+    if (g.phase == PH_MEASURE) add_sample(g.t_progress - c->t_start);
+    if (extra) die(EXIT_PROTO, "connection %" PRIu32 ": frames before any message was sent", c->id);
+    refill(c); /* its one message */
+    return;
+  }
   if (extra) process_frames(c, leftover, extra);
   if (g.started < opt.conns) start_connect(&g.conns[g.started]);
   if (g.established == opt.conns) begin_traffic();
@@ -928,23 +1083,25 @@ static void handshake_read(struct conn *c) {
 
 static void active_conn_done(struct conn *c);
 
+static void add_sample(uint64_t ns) {
+  if (g.nsamples == g.samples_cap) {
+    g.samples_cap = g.samples_cap ? g.samples_cap * 2 : 65536;
+    g.samples = xrealloc(g.samples, g.samples_cap * sizeof *g.samples);
+  }
+  g.samples[g.nsamples++] = ns;
+}
+
 static void message_done(struct conn *c) {
   if (c->msg_off != opt.size)
     die(EXIT_VERIFY, "connection %" PRIu32 ", message %" PRIu32 ": echoed %zu bytes, sent %zu", c->id, c->recv_seq,
         c->msg_off, opt.size);
-  if (c->sent_at && g.phase == PH_MEASURE) {
-    if (g.nsamples == g.samples_cap) {
-      g.samples_cap = g.samples_cap ? g.samples_cap * 2 : 65536;
-      g.samples = xrealloc(g.samples, g.samples_cap * sizeof *g.samples);
-    }
-    g.samples[g.nsamples++] = now_ns() - c->sent_at[c->recv_seq % opt.inflight];
-  }
+  if (c->sent_at && g.phase == PH_MEASURE) add_sample(now_ns() - c->sent_at[c->recv_seq % opt.inflight]);
   c->in_msg = false;
   c->recv_seq++;
   g.msgs_total++;
   g.plain_in += opt.size;
   g.t_progress = 0; /* refreshed lazily by the main loop: saves a clock read per message */
-  if (g.phase == PH_DRAIN && c->recv_seq == c->send_seq) start_close(c);
+  if ((opt.mode == MODE_CHURN || g.phase == PH_DRAIN) && c->recv_seq == c->send_seq) start_close(c);
   if (g.phase == PH_ACTIVE && c->recv_seq == opt.active && !c->active_done) active_conn_done(c);
 }
 
@@ -1058,7 +1215,7 @@ static void conn_readable(struct conn *c) {
   for (int round = 0; round < 8 && c->state != CS_DONE; round++) {
     size_t room = RBUF_SIZE - c->stash_len;
     memcpy(g.rbuf, c->stash, c->stash_len);
-    ssize_t n = recv(c->fd, g.rbuf + c->stash_len, room, 0);
+    ssize_t n = io_recv(c, g.rbuf + c->stash_len, room);
     if (n < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) break;
       conn_lost(c, strerror(errno));
@@ -1073,7 +1230,9 @@ static void conn_readable(struct conn *c) {
       return;
     }
     process_frames(c, g.rbuf, c->stash_len + (size_t)n);
-    if ((size_t)n < room) break;
+    /* SSL_read returns one record (16 KiB at most) per call: a short read
+     * says nothing about what the socket still holds. */
+    if (!c->ssl && (size_t)n < room) break;
   }
   if (c->state == CS_OPEN)
     refill(c); /* also flushes queued pongs */
@@ -1135,9 +1294,12 @@ static void active_conn_done(struct conn *c) {
 static void begin_drain(uint64_t t) {
   g.t_end = t;
   g.msgs_at_end = g.msgs_total;
+  g.completed_at_end = g.completed;
   getrusage(RUSAGE_SELF, &g.ru_end);
   g.phase = PH_DRAIN;
   g.t_phase = t;
+  /* churn: the connections under way finish their course; no new ones. */
+  if (opt.mode == MODE_CHURN) return;
   for (uint32_t i = 0; i < opt.conns; i++) {
     struct conn *c = &g.conns[i];
     if (c->state == CS_OPEN && c->recv_seq == c->send_seq) start_close(c);
@@ -1156,6 +1318,38 @@ static uint64_t in_flight(void) {
   return n;
 }
 
+/* churn: no connection phase; every slot starts at once, and again each
+ * time its connection has closed (tick). */
+static void begin_churn(void) {
+  uint64_t t = now_ns();
+  g.t_connected = g.t_phase = g.t_progress = t;
+  if (opt.warmup > 0) {
+    g.phase = PH_WARMUP;
+  } else {
+    g.phase = PH_MEASURE;
+    g.t_measure = t;
+    getrusage(RUSAGE_SELF, &g.ru_measure);
+  }
+  for (uint32_t i = 0; i < opt.conns; i++) {
+    g.conns[i].id = g.next_id++;
+    start_connect(&g.conns[i]);
+  }
+}
+
+static void churn_restart(void) {
+  for (uint32_t i = 0; i < opt.conns; i++) {
+    struct conn *c = &g.conns[i];
+    if (c->state != CS_DONE) continue;
+    /* conn_finish freed what it owned; the handshake buffer and the
+     * latency slots are never left over in churn mode. */
+    memset(c, 0, sizeof *c);
+    c->fd = -1;
+    c->id = g.next_id++;
+    g.done--;
+    start_connect(c);
+  }
+}
+
 /* Time-driven transitions and the stall check; called after every wakeup. */
 static void tick(void) {
   uint64_t t = now_ns();
@@ -1171,13 +1365,18 @@ static void tick(void) {
   case PH_MEASURE:
   case PH_DRAIN:
   case PH_ACTIVE:
+    if (t - g.t_progress > timeout_ns && opt.mode == MODE_CHURN)
+      die(EXIT_STALL, "stalled: no connection progressed (handshake, echo or close) for %.1f s; %" PRIu32
+          " of %" PRIu32 " under way in the handshake", opt.timeout, g.started - g.established, opt.conns);
     if (t - g.t_progress > timeout_ns)
       die(EXIT_STALL, "stalled: no echo for %.1f s with %" PRIu64 " messages in flight (lost by the server?)",
           opt.timeout, in_flight());
+    if (opt.mode == MODE_CHURN && g.phase != PH_DRAIN) churn_restart();
     if (g.phase == PH_WARMUP && t - g.t_phase >= (uint64_t)(opt.warmup * 1e9)) {
       g.phase = PH_MEASURE;
       g.t_measure = g.t_phase = t;
       g.msgs_at_measure = g.msgs_total;
+      g.completed_at_measure = g.completed;
       getrusage(RUSAGE_SELF, &g.ru_measure);
     } else if (g.phase == PH_MEASURE) {
       bool over = opt.messages ? g.msgs_total - g.msgs_at_measure >= opt.messages
@@ -1189,6 +1388,10 @@ static void tick(void) {
     break;
   case PH_IDLE_HOLD:
   case PH_END:
+    return;
+  }
+  if (g.phase == PH_DRAIN && opt.mode == MODE_CHURN) {
+    if (g.done == opt.conns) g.phase = PH_END;
     return;
   }
   if (g.phase == PH_DRAIN) {
@@ -1228,10 +1431,33 @@ static double pct_us(double p) {
 
 static double tv_s(struct timeval tv) { return (double)tv.tv_sec + (double)tv.tv_usec / 1e6; }
 
+static void report_churn(double dur, double cpu) {
+  uint64_t n = g.completed_at_end - g.completed_at_measure;
+  printf("{\"mode\":\"churn\",\"connections\":%" PRIu32 ",\"size\":%zu,\"type\":\"%s\",\"tls\":%s,"
+         "\"warmup_s\":%.3f,\"duration_s\":%.3f,\"completed\":%" PRIu64 ",\"conns_per_s\":%.1f,"
+         "\"verified_messages\":%" PRIu64 ",\"client_cpu\":%.3f",
+         opt.conns, opt.size, opt.binary ? "binary" : "text", opt.tls ? "true" : "false", opt.warmup, dur, n,
+         dur > 0 ? (double)n / dur : 0, g.msgs_total, dur > 0 ? cpu / dur : 0);
+  if (g.nsamples > 0) {
+    qsort(g.samples, g.nsamples, sizeof *g.samples, cmp_u64);
+    double sum = 0;
+    for (size_t i = 0; i < g.nsamples; i++) sum += (double)g.samples[i];
+    printf(",\"handshakes\":%zu,\"handshake_mean_us\":%.1f,\"handshake_p50_us\":%.1f,\"handshake_p99_us\":%.1f,"
+           "\"handshake_max_us\":%.1f",
+           g.nsamples, sum / (double)g.nsamples / 1e3, pct_us(50), pct_us(99), (double)g.samples[g.nsamples - 1] / 1e3);
+  }
+  printf("}\n");
+  fflush(stdout);
+}
+
 static void report(void) {
   double dur = secs(g.t_end - g.t_measure);
   double cpu = tv_s(g.ru_end.ru_utime) + tv_s(g.ru_end.ru_stime) - tv_s(g.ru_measure.ru_utime) -
                tv_s(g.ru_measure.ru_stime);
+  if (opt.mode == MODE_CHURN) {
+    report_churn(dur, cpu);
+    return;
+  }
   uint64_t msgs = g.msgs_at_end - g.msgs_at_measure;
   double rate = dur > 0 ? (double)msgs / dur : 0;
   printf("{\"mode\":\"%s\",\"connections\":%" PRIu32 ",\"inflight\":%" PRIu32
@@ -1243,6 +1469,7 @@ static void report(void) {
   /* Our own CPU use while measuring: near 1.0 means the generator, not the
    * server, may be what limits the rate. */
   printf(",\"client_cpu\":%.3f", dur > 0 ? cpu / dur : 0);
+  if (opt.tls) printf(",\"tls\":true");
   if (opt.deflate)
     printf(",\"deflate\":true,\"wire_ratio_out\":%.3f,\"wire_ratio_in\":%.3f",
            g.wire_out ? (double)g.plain_out / (double)g.wire_out : 0, g.wire_in ? (double)g.plain_in / (double)g.wire_in : 0);
@@ -1267,8 +1494,9 @@ static void usage(FILE *f) {
           "  -H, --host HOST        server address (default 127.0.0.1)\n"
           "  -p, --port PORT        server port (required)\n"
           "  -u, --path PATH        request path (default /)\n"
-          "  -m, --mode MODE        echo | latency | idle (default echo)\n"
-          "  -c, --connections N    connections (default 1; idle: required)\n"
+          "  -m, --mode MODE        echo | latency | idle | churn (default echo)\n"
+          "  -c, --connections N    connections (default 1; idle: required;\n"
+          "                         churn: connections under way at once)\n"
           "  -k, --inflight K       messages in flight per connection (default 1)\n"
           "  -s, --size S           message size in bytes; k/m suffix = KiB/MiB (default 32)\n"
           "  -t, --text             text messages (default)\n"
@@ -1283,6 +1511,7 @@ static void usage(FILE *f) {
           "  -j, --json             JSON-like payloads (compressible, different every message)\n"
           "  -a, --active M         idle mode: on the first stdin line each connection sends\n"
           "                         M messages and waits for the echoes; the next line lets go\n"
+          "  -S, --tls              wss://: TLS (certificate not checked) under the upgrade\n"
           "Prints one JSON line. Exit: 0 ok, 1 usage, 2 connection/protocol error,\n"
           "3 echo verification failure, 4 stall (lost messages).\n");
 }
@@ -1314,9 +1543,10 @@ static void parse_args(int argc, char **argv) {
       {"timeout", required_argument, 0, 'T'},  {"connect-batch", required_argument, 0, 'B'},
       {"deflate", no_argument, 0, 'z'},        {"zlevel", required_argument, 0, 'Z'},
       {"json", no_argument, 0, 'j'},           {"active", required_argument, 0, 'a'},
-      {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+      {"tls", no_argument, 0, 'S'},            {"help", no_argument, 0, 'h'},
+      {0, 0, 0, 0}};
   int ch;
-  while ((ch = getopt_long(argc, argv, "H:p:u:m:c:k:s:tbd:n:w:T:zja:h", lopts, NULL)) != -1) {
+  while ((ch = getopt_long(argc, argv, "H:p:u:m:c:k:s:tbd:n:w:T:zja:Sh", lopts, NULL)) != -1) {
     switch (ch) {
     case 'H': opt.host = optarg; break;
     case 'p': opt.port = optarg; break;
@@ -1325,6 +1555,7 @@ static void parse_args(int argc, char **argv) {
       if (strcmp(optarg, "echo") == 0) opt.mode = MODE_ECHO;
       else if (strcmp(optarg, "latency") == 0) opt.mode = MODE_LATENCY;
       else if (strcmp(optarg, "idle") == 0) opt.mode = MODE_IDLE;
+      else if (strcmp(optarg, "churn") == 0) opt.mode = MODE_CHURN;
       else die(EXIT_USAGE, "unknown mode %s", optarg);
       break;
     case 'c': opt.conns = (uint32_t)parse_num(optarg, "connections"); break;
@@ -1344,6 +1575,7 @@ static void parse_args(int argc, char **argv) {
       break;
     case 'j': opt.json = true; break;
     case 'a': opt.active = (uint32_t)parse_num(optarg, "active"); break;
+    case 'S': opt.tls = true; break;
     case 'h': usage(stdout); exit(0);
     default: usage(stderr); exit(EXIT_USAGE);
     }
@@ -1357,6 +1589,13 @@ static void parse_args(int argc, char **argv) {
   if (opt.inflight == 0) opt.inflight = 1;
   if (opt.active && opt.mode != MODE_IDLE) die(EXIT_USAGE, "--active is for idle mode");
   if (opt.active) opt.inflight = opt.active; /* all at once */
+  if (opt.mode == MODE_CHURN) {
+    /* One message per connection; the compressed pool (build_pool) is
+     * made for long-lived connections, not this. */
+    if (opt.deflate) die(EXIT_USAGE, "churn mode has no -z");
+    if (opt.messages) die(EXIT_USAGE, "churn mode measures a duration, not -n");
+    opt.inflight = 1;
+  }
   if (opt.connect_batch == 0) opt.connect_batch = 1;
   if (opt.timeout <= 0) opt.timeout = 10;
   if (opt.duration <= 0 && opt.messages == 0 && opt.mode != MODE_IDLE) die(EXIT_USAGE, "need a duration or -n");
@@ -1443,6 +1682,7 @@ int main(int argc, char **argv) {
     g.zout = xrealloc(NULL, ZOUT_SIZE);
   }
   if (opt.mode == MODE_IDLE) watch_release();
+  if (opt.tls) tls_init();
 
   g.t_begin = g.t_progress = now_ns();
   g.phase = PH_CONNECT;
@@ -1450,7 +1690,10 @@ int main(int argc, char **argv) {
     g.conns[i].id = i;
     g.conns[i].fd = -1;
   }
-  for (uint32_t i = 0; i < opt.conns && i < opt.connect_batch; i++) start_connect(&g.conns[i]);
+  if (opt.mode == MODE_CHURN)
+    begin_churn();
+  else
+    for (uint32_t i = 0; i < opt.conns && i < opt.connect_batch; i++) start_connect(&g.conns[i]);
 
   struct epoll_event evs[256];
   while (g.phase != PH_END) {
@@ -1498,7 +1741,14 @@ int main(int argc, char **argv) {
         socklen_t len = sizeof err;
         getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
         if (err) die(EXIT_PROTO, "connect to %s:%s: %s", opt.host, opt.port, strerror(err));
-        send_upgrade(c);
+        if (opt.tls)
+          tls_start(c);
+        else
+          send_upgrade(c);
+        continue;
+      }
+      if (c->state == CS_TLS) {
+        tls_step(c);
         continue;
       }
       if (evs[i].events & EPOLLOUT) flush(c);
@@ -1515,8 +1765,11 @@ int main(int argc, char **argv) {
 
   if (opt.mode != MODE_IDLE) report();
   if (g.unclean) fprintf(stderr, "wsload: %" PRIu64 " connection(s) did not close cleanly\n", g.unclean);
-  for (uint32_t i = 0; i < opt.conns; i++)
+  for (uint32_t i = 0; i < opt.conns; i++) {
+    if (g.conns[i].ssl) SSL_free(g.conns[i].ssl);
     if (g.conns[i].fd >= 0) close(g.conns[i].fd);
+  }
+  if (g.ssl_ctx) SSL_CTX_free(g.ssl_ctx);
   freeaddrinfo(g.ai);
   return 0;
 }

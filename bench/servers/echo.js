@@ -13,14 +13,34 @@
 // $BENCH_PMD: the perMessageDeflate option as JSON (e.g. {} or
 // {"serverNoContextTakeover":true,"clientNoContextTakeover":true});
 // default false, as ws's default.
+// $BENCH_TLS_DIR (S8, wss://): a directory with key.pem and cert.pem (run.js
+// makes a self-signed pair); the server is then Node's https.createServer
+// with `new WebSocketServer({ server })` on it, the way a wss:// server is
+// written with ws (ws-native takes the same code path).
 
+const fs = require('fs');
+const path = require('path');
 const readline = require('readline');
 
 module.exports = function run(lib) {
   const WebSocketServer = lib.WebSocketServer || lib.Server;
   const port = Number(process.argv[2] || process.env.PORT || 0);
   const perMessageDeflate = process.env.BENCH_PMD ? JSON.parse(process.env.BENCH_PMD) : false;
-  const wss = new WebSocketServer({ port, host: '127.0.0.1', perMessageDeflate });
+  const tlsDir = process.env.BENCH_TLS_DIR;
+  let server = null;
+  if (tlsDir) {
+    server = require('https').createServer({
+      key: fs.readFileSync(path.join(tlsDir, 'key.pem')),
+      cert: fs.readFileSync(path.join(tlsDir, 'cert.pem'))
+    });
+    server.on('error', (err) => {
+      process.stderr.write(`server error: ${err.stack || err}\n`);
+      process.exit(1);
+    });
+  }
+  const wss = server
+    ? new WebSocketServer({ server, perMessageDeflate })
+    : new WebSocketServer({ port, host: '127.0.0.1', perMessageDeflate });
 
   wss.on('connection', (ws) => {
     // A peer resetting its connection must not take the server down.
@@ -30,9 +50,11 @@ module.exports = function run(lib) {
     });
   });
 
-  wss.on('listening', () => {
-    process.stdout.write(JSON.stringify({ port: wss.address().port }) + '\n');
-  });
+  const listening = () => {
+    process.stdout.write(JSON.stringify({ port: (server || wss).address().port }) + '\n');
+  };
+  if (server) server.listen(port, '127.0.0.1', listening);
+  else wss.on('listening', listening);
 
   wss.on('error', (err) => {
     process.stderr.write(`server error: ${err.stack || err}\n`);

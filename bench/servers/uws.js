@@ -27,6 +27,8 @@
 //   maxPayload; uWS's default is 16 KiB), no idle timeout and no automatic
 //   pings (ws has neither), and a send buffer large enough that uWS never
 //   drops an echo (ws buffers without limit; uWS drops past maxBackpressure).
+// - $BENCH_TLS_DIR (S8, wss://): uWS.SSLApp with that directory's key.pem
+//   and cert.pem instead of App, uWS's own TLS (echo.js: Node's https).
 
 const path = require('path');
 const readline = require('readline');
@@ -57,8 +59,11 @@ try {
 }
 
 const port = Number(process.argv[2] || process.env.PORT || 0);
-uWS
-  .App()
+const tlsDir = process.env.BENCH_TLS_DIR;
+(tlsDir
+  ? uWS.SSLApp({ key_file_name: path.join(tlsDir, 'key.pem'), cert_file_name: path.join(tlsDir, 'cert.pem') })
+  : uWS.App()
+)
   .ws('/*', {
     compression: compress,
     maxPayloadLength: 100 * 1024 * 1024,
