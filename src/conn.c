@@ -454,6 +454,9 @@ static int end_data_frame(wsn_conn_t *c, int fin) {
   return 0;
 }
 
+#define PRESIZE_MIN (64u * 1024)
+#define PRESIZE_MAX (16u * 1024 * 1024)
+
 static void process_frames(wsn_conn_t *c, uint8_t *buf, size_t len) {
   size_t off = 0;
   while (!c->ignore_reads && c->state == WSN_CS_OPEN) {
@@ -480,6 +483,15 @@ static void process_frames(wsn_conn_t *c, uint8_t *buf, size_t len) {
          * batch. Other frames gather in c->msg until the last one. */
         c->direct = ev.fin && !c->msg_compressed && c->msg.len == 0 &&
                     ev.length <= len - off;
+        /* A large frame that spans reads: room for all of it at once, so
+         * the message buffer is not grown (and copied) read after read.
+         * The length is within maxPayload (the parser checked); without
+         * one, a peer's claim is only trusted up to PRESIZE_MAX. On no
+         * memory, the buffer grows as it fills. */
+        if (!c->direct && !c->msg_compressed && ev.length >= PRESIZE_MIN) {
+          uint64_t want = ev.length < PRESIZE_MAX ? ev.length : PRESIZE_MAX;
+          (void)wsn_buf_reserve(&c->msg, (size_t)want);
+        }
         break;
       case WSN_FRAME_DATA: {
         const uint8_t *p = ev.data.base;
