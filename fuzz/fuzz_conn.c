@@ -235,6 +235,7 @@ static struct {
    * wire that JS did not send (auto-pongs go out before JS hears of the
    * ping: they are matched at the end). */
   wsn_buf_t pings, pongs;
+  uint32_t releases_seen;
   int32_t expect_close_code; /* -1: any; else the code our close must have */
   uint64_t pending_frag_total; /* FRAGMENTS before a MESSAGE: their sum */
   int frags_pending;
@@ -493,10 +494,25 @@ static void wire_received(const uint8_t *p, size_t n, int own);
 static int iov_own(const uv_stream_t *s, const uv_buf_t bufs[], unsigned i) {
   const wsn_conn_t *c = s->data;
   const wsn_cmd_t *rec = c->out_head;
-  for (unsigned k = 0; k < i && rec; k++) rec = rec->next;
+  size_t off = c->out_off;
+  unsigned k = 0;
+  /* An external record has two buffers (header, payload), or one when
+   * its header is already written. */
+  for (; rec; rec = rec->next, off = 0) {
+    unsigned bufs_of = 1;
+    if (rec->flags & WSN_CMD_EXTERNAL)
+      bufs_of = off < rec->len - wsn_cmd_ext(rec).len ? 2 : 1;
+    if (i < k + bufs_of) break;
+    k += bufs_of;
+  }
   CHECK(rec != NULL);
-  CHECK((const uint8_t *)bufs[i].base + bufs[i].len ==
-        rec->data + rec->off + rec->len);
+  const uint8_t *end = rec->data + rec->off + rec->len;
+  if (rec->flags & WSN_CMD_EXTERNAL) {
+    wsn_cmd_ext_t x = wsn_cmd_ext(rec);
+    int payload = (i == k + 1) || !(off < rec->len - x.len);
+    end = payload ? x.base + x.len : rec->data + rec->off + (rec->len - x.len);
+  }
+  CHECK((const uint8_t *)bufs[i].base + bufs[i].len == end);
   return (rec->flags & WSN_CMD_UNCOUNTED) != 0;
 }
 
@@ -976,6 +992,65 @@ static void js_frame(int type, int opcode, const uint8_t *p, size_t n,
   push(cmd);
 }
 
+/* A large Buffer a server sends as it is (WSN_CMD_EXTERNAL): the payload
+ * stays in "JS's" memory, a token standing for the napi_ref, until the
+ * loop gives it back (RELEASE) exactly once; it is freed then, so ASan
+ * sees any use after. */
+typedef struct {
+  uint32_t magic;
+  size_t len;
+  uint8_t bytes[];
+} token_t;
+#define TOKEN_MAGIC 0x70c3e17u
+static wsn_buf_t tokens; /* token_t * of the live ones */
+
+static void release_token(token_t *t) {
+  token_t **v = (token_t **)tokens.base;
+  size_t n = tokens.len / sizeof(*v);
+  for (size_t i = 0; i < n; i++) {
+    if (v[i] == t) {
+      CHECK(t->magic == TOKEN_MAGIC);
+      v[i] = v[n - 1];
+      tokens.len -= sizeof(*v);
+      free(t);
+      return;
+    }
+  }
+  CHECK(!"a reference released twice, or never taken");
+}
+
+static void js_send_external(int opcode, const uint8_t *p, size_t n,
+                             int want_ack) {
+  if (!js_can_send() || !J.is_server) return;
+  token_t *t = malloc(sizeof(*t) + (n ? n : 1));
+  CHECK(t != NULL);
+  t->magic = TOKEN_MAGIC;
+  t->len = n;
+  if (n) memcpy(t->bytes, p, n);
+  CHECK(wsn_buf_append(&tokens, &t, sizeof(t)) == 0);
+  wsn_cmd_t *cmd = cmd_new(WSN_CMD_SEND, J.conn_id, sizeof(wsn_cmd_ext_t) + 14);
+  CHECK(cmd != NULL);
+  wsn_cmd_ext_t x = {t->bytes, n, t};
+  memcpy(cmd->data, &x, sizeof(x));
+  size_t h = wsn_frame_header(cmd->data + sizeof(x), 1, 0, opcode, n, NULL);
+  cmd->off = sizeof(x);
+  cmd->len = h + n;
+  cmd->flags |= WSN_CMD_EXTERNAL | (want_ack ? WSN_SEND_WANT_ACK : 0);
+  J.counted += cmd->len;
+  if (want_ack) {
+    ack_t *a = malloc(sizeof(*a));
+    CHECK(a != NULL);
+    a->next = NULL;
+    a->pos = J.counted;
+    *J.acks_tail = a;
+    J.acks_tail = &a->next;
+  }
+  wsn_conn_t *c = the_conn();
+  if (c && c->state == WSN_CS_OPEN && !c->close_sent && !c->shut)
+    expect_sent((uint8_t)opcode, 0, p, n);
+  push(cmd);
+}
+
 static void js_send_compressed(int opcode, const uint8_t *p, size_t n,
                                int want_ack) {
   if (!js_can_send()) return;
@@ -1149,6 +1224,11 @@ static void on_event(const wsn_event_t *ev, const uint8_t *payload) {
     case WSN_EV_LISTEN_ERROR:
       CHECK(for_server);
       return;
+    case WSN_EV_RELEASE:
+      CHECK(id == 0);
+      release_token((token_t *)(uintptr_t)ev->c);
+      J.releases_seen++;
+      return;
     case WSN_EV_SERVER_CLOSED:
       CHECK(for_server && !J.server_closed);
       J.server_closed = 1;
@@ -1265,7 +1345,8 @@ static void on_event(const wsn_event_t *ev, const uint8_t *payload) {
 
 /* JS takes the published batch, dispatches it and credits it back. */
 static void js_deliver(void) {
-  wsn_buf_t b = wsn_loop_take_events(&J.loop);
+  uint32_t releases = 0;
+  wsn_buf_t b = wsn_loop_take_events(&J.loop, &releases);
   if (b.base == NULL) return;
   size_t off = 0;
   while (off < b.len) {
@@ -1784,6 +1865,7 @@ static void js_send(in_t *in) {
   fill(in, p, len);
   int opcode = (b & 1) ? WSN_OP_BINARY : WSN_OP_TEXT;
   if ((b & 2) && J.pmd) js_send_compressed(opcode, p, len, b & 4);
+  else if ((b & 8) && J.is_server) js_send_external(opcode, p, len, b & 4);
   else js_frame(WSN_CMD_SEND, opcode, p, len, b & 4);
   free(p);
 }
@@ -1963,6 +2045,10 @@ static void finish(void) {
   }
   for (int i = 0; i < 3; i++) iterate();
   check_pongs();
+  /* A closed connection gave every external payload back (unless an
+   * allocation failure lost the RELEASE event). */
+  if (J.conn_closed && (F.fail_at == 0 || F.count < F.fail_at))
+    CHECK(tokens.len == 0);
   /* A terminated connection is gone, and JS heard of it. */
   if (J.terminated) CHECK(J.conn_closed && the_conn() == NULL);
   stopped_flag = 0;
@@ -1970,6 +2056,10 @@ static void finish(void) {
   for (int i = 0; i < 4 && !stopped_flag; i++) close_phase();
   CHECK(stopped_flag);
   wsn_loop_destroy(&J.loop);
+  /* What is still referenced goes with the JS environment. */
+  token_t **v = (token_t **)tokens.base;
+  for (size_t i = 0; i < tokens.len / sizeof(*v); i++) free(v[i]);
+  wsn_buf_free(&tokens);
   for (int i = 0; i < MAX_HANDLES; i++) CHECK(U.handles[i].h == NULL);
 }
 

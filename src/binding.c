@@ -355,10 +355,27 @@ static void delivery_failed(wsn_binding_t *b, napi_env env, wsn_buf_t *batch) {
   deliver_endings(b, env);
 }
 
+/* Lets go of the Buffers whose bytes the loop has written (RELEASE
+ * records), whatever becomes of the rest of the batch. */
+static void release_refs(napi_env env, const wsn_buf_t *batch) {
+  const uint8_t *p = batch->base, *end = batch->base + batch->len;
+  while (p < end) {
+    const wsn_event_t *ev = (const wsn_event_t *)p;
+    if (ev->type == WSN_EV_RELEASE)
+      napi_delete_reference(env, (napi_ref)(uintptr_t)ev->c);
+    p += sizeof(*ev) + ((ev->type == WSN_EV_MESSAGE &&
+                         (ev->a & WSN_MSG_EXTERNAL))
+                            ? 0
+                            : WSN_EVENT_ALIGN(ev->len));
+  }
+}
+
 static void deliver(wsn_binding_t *b, napi_env env) {
   /* Endings left by a failed delivery go first, in order. */
   deliver_endings(b, env);
-  wsn_buf_t batch = wsn_loop_take_events(&b->loop);
+  uint32_t releases = 0;
+  wsn_buf_t batch = wsn_loop_take_events(&b->loop, &releases);
+  if (releases) release_refs(env, &batch);
   if (batch.len == 0) {
     wsn_buf_free(&batch);
     return;
@@ -1179,6 +1196,30 @@ static wsn_cmd_t *build_frame(napi_env env, wsn_binding_t *b, wsn_id_t id,
                  ((flags & SEND_ACK) ? WSN_SEND_WANT_ACK : 0);
     *frame_len = n + wsn_frame_header_size(n, (flags & SEND_MASK) != 0);
     cmd->arg = *frame_len;
+    return cmd;
+  }
+  if (type == WSN_CMD_SEND && n >= WSN_SEND_EXTERNAL_MIN &&
+      !(flags & SEND_MASK)) {
+    /* A large payload sent unmasked (a server's) is written from the
+     * caller's memory, as ws hands its Buffer to socket.write: no copy,
+     * no multi-megabyte allocation per message. A reference keeps it alive
+     * until the loop has written it (RELEASE, see release_refs). */
+    napi_ref ref;
+    cmd = wsn_cmd_new(type, id, sizeof(wsn_cmd_ext_t) + 14);
+    if (cmd == NULL) return NULL;
+    if (napi_create_reference(env, data, 1, &ref) != napi_ok) {
+      free(cmd);
+      return NULL;
+    }
+    wsn_cmd_ext_t x = {p, n, ref};
+    memcpy(cmd->data, &x, sizeof(x));
+    size_t h = wsn_frame_header(cmd->data + sizeof(x), (flags & SEND_FIN) != 0,
+                                0, opcode, n, NULL);
+    cmd->off = sizeof(x);
+    cmd->len = h + n;
+    cmd->flags |= WSN_CMD_EXTERNAL |
+                  ((flags & SEND_ACK) ? WSN_SEND_WANT_ACK : 0);
+    *frame_len = h + n;
     return cmd;
   }
   cmd = wsn_cmd_new(type, id, 14 + n);

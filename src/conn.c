@@ -612,7 +612,7 @@ wsn_conn_t *wsn_conn_new(wsn_loop_t *l, wsn_id_t id) {
 
 void wsn_conn_command(wsn_conn_t *c, wsn_cmd_t *cmd) {
   if (c->state == WSN_CS_CLOSING_HANDLE) {
-    free(cmd);
+    wsn_cmd_free(c->loop, cmd);
     return;
   }
   switch (cmd->type) {
@@ -627,6 +627,10 @@ void wsn_conn_command(wsn_conn_t *c, wsn_cmd_t *cmd) {
       }
       if ((cmd->flags & WSN_SEND_COMPRESS) &&
           (cmd = wsn_outbox_compress(c, cmd)) == NULL)
+        return;
+      /* TLS encrypts plaintext records, which must hold their bytes. */
+      if ((cmd->flags & WSN_CMD_EXTERNAL) && c->tls &&
+          (cmd = wsn_outbox_inline(c, cmd)) == NULL)
         return;
       wsn_outbox_push(c, cmd);
       return;
@@ -834,7 +838,7 @@ void wsn_conns_command(wsn_loop_t *l, wsn_cmd_t *cmd) {
     default: {
       wsn_conn_t *c = wsn_slots_ptr(&l->slots, cmd->id);
       if (c == NULL) {
-        free(cmd); /* that connection has gone: a no-op */
+        wsn_cmd_free(l, cmd); /* that connection has gone: a no-op */
         return;
       }
       wsn_conn_command(c, cmd);

@@ -185,6 +185,9 @@ void wsn_outbox_bytes(wsn_conn_t *c, const void *p, size_t len);
 /* A payload JS asked to compress, as a whole frame record (NULL: the
  * connection failed). */
 wsn_cmd_t *wsn_outbox_compress(wsn_conn_t *c, wsn_cmd_t *cmd);
+/* An external record (WSN_CMD_EXTERNAL) copied into an ordinary one, for
+ * a TLS connection; NULL after failing the connection. */
+wsn_cmd_t *wsn_outbox_inline(wsn_conn_t *c, wsn_cmd_t *cmd);
 /* A frame JS counted that will never be sent: written off at once. */
 void wsn_outbox_drop(wsn_conn_t *c, wsn_cmd_t *cmd);
 /* Frees every queued record. */

@@ -34,6 +34,17 @@ wsn_cmd_t *wsn_cmd_new(uint32_t type, wsn_id_t id, size_t cap) {
   return cmd;
 }
 
+void wsn_cmd_free(wsn_loop_t *l, wsn_cmd_t *cmd) {
+  if (cmd->flags & WSN_CMD_EXTERNAL) {
+    wsn_event_t *ev = wsn_loop_post(l, WSN_EV_RELEASE, 0, NULL, 0);
+    if (ev) {
+      ev->c = (uint64_t)(uintptr_t)wsn_cmd_ext(cmd).ref;
+      l->batch_releases++;
+    }
+  }
+  free(cmd);
+}
+
 wsn_event_t *wsn_loop_post(wsn_loop_t *l, uint32_t type, wsn_id_t id,
                            const void *payload, size_t len) {
   if (l->stopping) return NULL;
@@ -101,16 +112,22 @@ static void publish(wsn_loop_t *l) {
   } else {
     l->batch.len = 0;
   }
+  if (!failed) {
+    l->published_releases += l->batch_releases;
+    l->batch_releases = 0;
+  }
   uv_mutex_unlock(&l->ev_mu);
   /* On ENOMEM the events stay in the private batch for the next try. */
   (void)failed;
   if (was_empty && l->notify) l->notify(l->notify_ctx);
 }
 
-wsn_buf_t wsn_loop_take_events(wsn_loop_t *l) {
+wsn_buf_t wsn_loop_take_events(wsn_loop_t *l, uint32_t *releases) {
   uv_mutex_lock(&l->ev_mu);
   wsn_buf_t b = l->published;
   l->published = (wsn_buf_t){0};
+  *releases = l->published_releases;
+  l->published_releases = 0;
   uv_mutex_unlock(&l->ev_mu);
   return b;
 }
@@ -124,7 +141,8 @@ wsn_buf_t wsn_loop_take_events(wsn_loop_t *l) {
  * mistake at most one batch's worth, which conn.c clamps. */
 static int charged_to_conn(const wsn_event_t *ev) {
   return ev->type != WSN_EV_LISTENING && ev->type != WSN_EV_LISTEN_ERROR &&
-         ev->type != WSN_EV_SERVER_CLOSED && ev->type != WSN_EV_CLOSED;
+         ev->type != WSN_EV_SERVER_CLOSED && ev->type != WSN_EV_CLOSED &&
+         ev->type != WSN_EV_RELEASE;
 }
 
 void wsn_loop_credit(wsn_loop_t *l, wsn_buf_t *b) {
@@ -225,6 +243,8 @@ static void discard_command(wsn_cmd_t *cmd) {
     const wsn_connect_args_t *a = (const wsn_connect_args_t *)cmd->data;
     wsn_tls_session_free(a->tls);
   }
+  /* An external payload's reference goes with the JS environment: a
+   * stopping loop posts no RELEASE. */
   free(cmd);
 }
 

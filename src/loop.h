@@ -9,6 +9,7 @@
 #ifndef WSN_LOOP_H
 #define WSN_LOOP_H
 
+#include <string.h>
 #include <uv.h>
 #include "buf.h"
 #include "deflate.h"
@@ -59,6 +60,15 @@ typedef enum {
  * compressed frame, or TLS records carrying several plaintext frames). */
 #define WSN_CMD_ACCOUNTED 32u
 #define WSN_SEND_FIN 8u
+/* SEND: the payload is not in the record but in memory JS owns (a large
+ * Buffer a server sends as it is, unmasked: ws hands the caller's Buffer to
+ * socket.write uncopied too), kept alive by a reference until the bytes are
+ * written. `data` holds a wsn_cmd_ext_t, and the frame's header is
+ * data[off .. off + len - ext.len). Freed with wsn_cmd_free, which gives
+ * the reference back (a RELEASE event). */
+#define WSN_CMD_EXTERNAL 128u
+/* binding.c sends payloads at least this large that way. */
+#define WSN_SEND_EXTERNAL_MIN (64 * 1024)
 #define WSN_SEND_OPCODE_SHIFT 16
 
 /* permessage-deflate for a connection: what was agreed (or, for a client
@@ -84,6 +94,25 @@ typedef struct wsn_cmd_s {
 
 /* Allocates a command with `cap` bytes of data (off = 0, len = cap). */
 wsn_cmd_t *wsn_cmd_new(uint32_t type, wsn_id_t id, size_t cap);
+
+typedef struct {
+  const uint8_t *base; /* the payload, in JS's memory */
+  size_t len;
+  void *ref;           /* what keeps it alive (binding.c: a napi_ref) */
+} wsn_cmd_ext_t;
+
+/* The external payload of a WSN_CMD_EXTERNAL record. */
+static inline wsn_cmd_ext_t wsn_cmd_ext(const wsn_cmd_t *cmd) {
+  wsn_cmd_ext_t x;
+  memcpy(&x, cmd->data, sizeof(x));
+  return x;
+}
+
+/* Loop thread: frees a record; an external payload's reference goes back
+ * to JS with a RELEASE event (a stopping loop posts none: the reference
+ * then goes with the JS environment). */
+struct wsn_loop_s;
+void wsn_cmd_free(struct wsn_loop_s *l, wsn_cmd_t *cmd);
 
 /* ws 8.23.1's per-connection limits on what a peer can make us hold; 0
  * turns one off (ws reads them with `| 0` and tests `> 0`). */
@@ -167,8 +196,10 @@ typedef enum {
   WSN_EV_TLS_ERROR,     /* payload: "code\0message" as Node words them */
   WSN_EV_FRAGMENTS,     /* before a fragmented binary MESSAGE: the frames'
                          * lengths (uint32 each), for binaryType 'fragments' */
-  WSN_EV_ADDRESS        /* client, before OPEN: "remote addr\0port\0family\0
+  WSN_EV_ADDRESS,       /* client, before OPEN: "remote addr\0port\0family\0
                          * local addr\0port\0family\0" (ws._socket) */
+  WSN_EV_RELEASE        /* id 0; c = the reference of an external payload
+                         * that is written (or dropped): binding.c lets go */
 } wsn_event_type_t;
 
 #define WSN_MSG_BINARY 1u
@@ -229,6 +260,8 @@ typedef struct wsn_loop_s {
   wsn_buf_t published;
   wsn_buf_t spare;        /* loop thread: a batch buffer for reuse */
   wsn_buf_t returned;     /* ev_mu: a batch JS is done with */
+  uint32_t batch_releases;     /* RELEASE events in `batch` */
+  uint32_t published_releases; /* ev_mu: and in `published` */
   wsn_notify_cb notify;
   void *notify_ctx;
 
@@ -268,8 +301,9 @@ void wsn_loop_push(wsn_loop_t *l, wsn_cmd_t *cmd);
  * them at once, as wsn_loop_push does. */
 void wsn_loop_push_list(wsn_loop_t *l, wsn_cmd_t *head, wsn_cmd_t *tail);
 
-/* JS thread: takes the whole published batch (empty if none). */
-wsn_buf_t wsn_loop_take_events(wsn_loop_t *l);
+/* JS thread: takes the whole published batch (empty if none), and how
+ * many RELEASE events it holds. */
+wsn_buf_t wsn_loop_take_events(wsn_loop_t *l, uint32_t *releases);
 
 /* JS thread, once a taken batch was dispatched: credits every connection
  * with what its events were charged (slots' `delivered`), wakes the loop

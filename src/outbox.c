@@ -134,7 +134,7 @@ void wsn_outbox_free(wsn_conn_t *c) {
   wsn_cmd_t *cmd = c->out_head;
   while (cmd) {
     wsn_cmd_t *next = cmd->next;
-    free(cmd);
+    wsn_cmd_free(c->loop, cmd);
     cmd = next;
   }
   c->out_head = c->out_tail = NULL;
@@ -222,20 +222,39 @@ static void consume(wsn_conn_t *c, size_t bytes) {
     if (cmd->flags & WSN_SEND_WANT_ACK) c->want_ack = 1;
     c->out_head = cmd->next;
     if (c->out_head == NULL) c->out_tail = NULL;
-    free(cmd);
+    wsn_cmd_free(c->loop, cmd);
   }
   written_changed(c);
 }
 
 #define WSN_MAX_IOV 64
 
+/* The buffers of the outbox for one writev, from out_off: one per record,
+ * two for an external one (its header, then JS's payload). */
 static int fill_iov(wsn_conn_t *c, uv_buf_t *iov, size_t *total) {
   int n = 0;
   size_t sum = 0;
   size_t off = c->out_off;
-  for (wsn_cmd_t *cmd = c->out_head; cmd && n < WSN_MAX_IOV; cmd = cmd->next) {
-    iov[n].base = (char *)cmd->data + cmd->off + off;
-    iov[n].len = cmd->len - off;
+  for (wsn_cmd_t *cmd = c->out_head; cmd && n < WSN_MAX_IOV - 1;
+       cmd = cmd->next) {
+    if (cmd->flags & WSN_CMD_EXTERNAL) {
+      wsn_cmd_ext_t x = wsn_cmd_ext(cmd);
+      size_t h = cmd->len - x.len;
+      if (off < h) {
+        iov[n].base = (char *)cmd->data + cmd->off + off;
+        iov[n].len = h - off;
+        sum += iov[n].len;
+        n++;
+        off = 0;
+      } else {
+        off -= h;
+      }
+      iov[n].base = (char *)x.base + off;
+      iov[n].len = x.len - off;
+    } else {
+      iov[n].base = (char *)cmd->data + cmd->off + off;
+      iov[n].len = cmd->len - off;
+    }
     sum += iov[n].len;
     off = 0;
     n++;
@@ -385,12 +404,31 @@ wsn_cmd_t *wsn_outbox_compress(wsn_conn_t *c, wsn_cmd_t *cmd) {
   return frame;
 }
 
+/* An external record as an ordinary one (header and payload copied in),
+ * its reference released; NULL after failing the connection. */
+wsn_cmd_t *wsn_outbox_inline(wsn_conn_t *c, wsn_cmd_t *cmd) {
+  wsn_cmd_ext_t x = wsn_cmd_ext(cmd);
+  size_t h = cmd->len - x.len;
+  wsn_cmd_t *copy = wsn_cmd_new(cmd->type, cmd->id, cmd->len);
+  if (copy == NULL) {
+    wsn_cmd_free(c->loop, cmd);
+    wsn_conn_destroy(c);
+    return NULL;
+  }
+  memcpy(copy->data, cmd->data + cmd->off, h);
+  memcpy(copy->data + h, x.base, x.len);
+  copy->flags = cmd->flags & ~WSN_CMD_EXTERNAL;
+  copy->arg = cmd->arg;
+  wsn_cmd_free(c->loop, cmd);
+  return copy;
+}
+
 /* A frame JS counted (bufferedAmount) that will never be sent: our close
  * frame went first. It is written off at once, so bufferedAmount does not
  * stay above zero for bytes that can never leave. */
 void wsn_outbox_drop(wsn_conn_t *c, wsn_cmd_t *cmd) {
   c->written += (cmd->flags & WSN_SEND_COMPRESS) ? cmd->arg : cmd->len;
   if (cmd->flags & WSN_SEND_WANT_ACK) c->want_ack = 1;
-  free(cmd);
+  wsn_cmd_free(c->loop, cmd);
   written_changed(c);
 }
