@@ -543,7 +543,7 @@ class WebSocketServer extends EventEmitter {
     const ws = new this.options.WebSocket(null, undefined, this.options);
     ws._closeTimeout = this.options.closeTimeout;
     if (agreement) pmd.applyAgreement(ws, agreement.params, agreement.options, true);
-    ws._attach(connId, protocol, info);
+    ws._attach(connId, protocol, info.addresses);
     this._track(ws);
     this.emit('connection', ws, req || makeRequest(info));
   }
@@ -568,12 +568,17 @@ function emitClose(server) {
 function parseRequestInfo(payload) {
   const fields = [];
   let pos = 0;
+  let start = 0;
   for (let i = 0; i < 7; i++) {
     const end = payload.indexOf(0, pos);
     fields.push(payload.toString('latin1', pos, end));
     pos = end + 1;
+    if (i === 0) start = pos;
   }
   return {
+    // The address fields as one string: what ws._socket keeps (see
+    // lib/socket.js NativeSocket).
+    addresses: payload.toString('latin1', start, pos),
     protocol: fields[0],
     remoteAddress: fields[1],
     remotePort: Number(fields[2]),

@@ -21,8 +21,7 @@ const { limitsOf } = require('./limits');
 const {
   NativeSocket,
   addressesOf,
-  forwardSocket,
-  parseAddresses
+  forwardSocket
 } = require('./socket');
 const pmd = require('./pmd');
 const WebSocketSender = require('./websocket-sender');
@@ -662,7 +661,7 @@ class WebSocket extends EventEmitter {
         return;
       }
       case C.EV_ADDRESS:
-        this._addresses = parseAddresses(payload);
+        this._addresses = payload.toString('latin1');
         return;
       case C.EV_OPEN:
         onOpen(this, payload, a, b);
