@@ -60,6 +60,18 @@ function byteLengthOf(data) {
   return data.byteLength;
 }
 
+// What an idle connection points to instead of an object or array of its
+// own (S4: RSS per idle connection). Frozen: a write that should have
+// replaced them throws instead of reaching every connection.
+const NO_EXTENSIONS = Object.freeze({});
+const NO_CALLBACKS = Object.freeze([]);
+
+/** Queues a send callback (see _callbacks). */
+function addCallback(websocket, entry) {
+  if (websocket._callbacks === NO_CALLBACKS) websocket._callbacks = [entry];
+  else websocket._callbacks.push(entry);
+}
+
 // The WebSocket's `_events`. EventEmitter's constructor gives each instance
 // a dictionary-mode object ({ __proto__: null }: about 180 bytes with its
 // hash table); one of these has fast properties in a few in-object slots
@@ -86,7 +98,7 @@ class WebSocket extends EventEmitter {
     this._closeMessage = EMPTY_BUFFER;
     this._closeTimer = null;
     this._errorEmitted = false;
-    this._extensions = {};
+    this._extensions = NO_EXTENSIONS; // pmd.js replaces it, never fills it
     this._paused = false;
     this._pending = null; // events held while paused
     this._allowSync = true; // allowSynchronousEvents
@@ -99,7 +111,9 @@ class WebSocket extends EventEmitter {
     this._sent = 0; // frame bytes queued since the socket opened
     this._written = 0; // as last reported by C
     this._bufferedAmount = 0; // bytes "sent" with no socket (ws semantics)
-    this._callbacks = []; // [endOffset, cb, behind, start], in order (_queue)
+    // [endOffset, cb, behind, start], in order (_queue); NO_CALLBACKS when
+    // none waits.
+    this._callbacks = NO_CALLBACKS;
     this._destroyed = false; // terminated or closed: nothing more goes out
     this._closeBytes = 0; // our close frame (see bufferedAmount)
     this._firstFragment = true;
@@ -226,7 +240,7 @@ class WebSocket extends EventEmitter {
     }
     if (this._ns !== null) this._ns._closed();
     const cbs = this._callbacks;
-    this._callbacks = [];
+    this._callbacks = NO_CALLBACKS;
     if (cbs.length) {
       const err = new Error('The socket was closed while data was being sent');
       for (const [, cb] of cbs) process.nextTick(cb, err);
@@ -355,7 +369,7 @@ class WebSocket extends EventEmitter {
       return;
     }
     this._sent += binding.sendFrame(this._id, list, cb ? C.SEND_ACK : 0);
-    if (cb) this._callbacks.push([this._sent, cb]);
+    if (cb) addCallback(this, [this._sent, cb]);
   }
 
   ping(data, mask, cb) {
@@ -473,7 +487,7 @@ class WebSocket extends EventEmitter {
     const behind = this._written < this._turnBase;
     const start = this._sent;
     this._sent += binding.send(this._id, data, opcode, flags);
-    if (cb) this._callbacks.push([this._sent, cb, behind, start]);
+    if (cb) addCallback(this, [this._sent, cb, behind, start]);
     if (sock !== null) sock._afterSend();
     if (this._ns !== null) this._ns._active();
   }
@@ -762,7 +776,9 @@ class WebSocket extends EventEmitter {
     let i = 0;
     while (i < cbs.length && cbs[i][0] <= this._written) i++;
     if (i === 0) return;
-    const done = cbs.splice(0, i);
+    let done = cbs;
+    if (i === cbs.length) this._callbacks = NO_CALLBACKS;
+    else done = cbs.splice(0, i);
     for (const [, cb] of done) cb(null);
   }
 }
@@ -928,7 +944,7 @@ function sendAfterClose(websocket, data, cb) {
 function settleCallbacks(websocket, makeError) {
   const cbs = websocket._callbacks;
   if (cbs.length === 0) return;
-  websocket._callbacks = [];
+  websocket._callbacks = NO_CALLBACKS;
   websocket._refreshWritten();
   const written = websocket._written;
   const done = [];
