@@ -378,7 +378,7 @@ class WebSocketServer extends EventEmitter {
     const { headers, protocol } =
       this._responseHeaders(key, protocols, req, agreement);
     const ws = new this.options.WebSocket(null, undefined, this.options);
-    ws._closeTimeout = this.options.closeTimeout;
+    setCloseTimeout(ws, this.options.closeTimeout);
     socket[kWebSocket] = ws;
     socket.removeListener('error', socketOnError);
     const addresses = addressesOf(socket);
@@ -539,7 +539,7 @@ class WebSocketServer extends EventEmitter {
   /** @private */
   _completeNative(connId, protocol, info, req, agreement) {
     const ws = new this.options.WebSocket(null, undefined, this.options);
-    ws._closeTimeout = this.options.closeTimeout;
+    setCloseTimeout(ws, this.options.closeTimeout);
     if (agreement) pmd.applyAgreement(ws, agreement.params, agreement.options, true);
     ws._attach(connId, protocol, info.addresses);
     this._track(ws);
@@ -548,6 +548,11 @@ class WebSocketServer extends EventEmitter {
 }
 
 module.exports = WebSocketServer;
+
+/** The default (WebSocket.prototype's) is not stored on each socket. */
+function setCloseTimeout(ws, value) {
+  if (value !== CLOSE_TIMEOUT) ws._closeTimeout = value;
+}
 
 /** ws applies `path` when truthy; C takes '' for any path. */
 function pathOption(path) {

@@ -101,7 +101,6 @@ class WebSocket extends EventEmitter {
     this._extensions = NO_EXTENSIONS; // pmd.js replaces it, never fills it
     this._paused = false;
     this._pending = null; // events held while paused
-    this._allowSync = true; // allowSynchronousEvents
     this._deferred = null; // events waiting behind a deferred one
     this._protocol = '';
     this._readyState = WebSocket.CONNECTING;
@@ -125,13 +124,17 @@ class WebSocket extends EventEmitter {
     this._blocked = null; // frames waiting behind a Blob being read
     this._blobBytes = 0; // payload of Blobs being read and what waits behind
     this._ns = null; // what drives ws._socket on the loop (lib/socket.js)
-    this._handshakeTimer = null;
-    this._isServer = address === null;
-    this._autoPong = true;
-    this._maxBuffered = DEFAULT_MAX_BUFFERED;
-    this._url = undefined;
 
     if (address !== null) {
+      // A server-side socket reads these from the prototype (below the
+      // class) unless its options differ: an idle connection does not
+      // carry them (S4: RSS per idle connection).
+      this._handshakeTimer = null;
+      this._isServer = false;
+      this._autoPong = true;
+      this._allowSync = true; // allowSynchronousEvents
+      this._maxBuffered = DEFAULT_MAX_BUFFERED;
+      this._url = undefined;
       this._redirects = 0;
       this._req = null; // the request of the current handshake attempt
       this._hop = null; // what a redirect needs to start the next attempt
@@ -146,11 +149,11 @@ class WebSocket extends EventEmitter {
         }
       }
       initAsClient(this, address, protocols, options);
-    } else {
-      this._autoPong = options ? options.autoPong !== false : true;
-      if (options) {
-        setMaxBuffered(this, options.maxBufferedAmount);
-        this._allowSync = allowSyncOption(options.allowSynchronousEvents);
+    } else if (options) {
+      if (options.autoPong === false) this._autoPong = false;
+      setMaxBuffered(this, options.maxBufferedAmount);
+      if (!allowSyncOption(options.allowSynchronousEvents)) {
+        this._allowSync = false;
       }
     }
   }
@@ -231,8 +234,11 @@ class WebSocket extends EventEmitter {
   /** @private */
   _cleanup() {
     clearTimeout(this._closeTimer);
-    clearTimeout(this._handshakeTimer);
-    this._closeTimer = this._handshakeTimer = null;
+    this._closeTimer = null;
+    if (this._handshakeTimer !== null) {
+      clearTimeout(this._handshakeTimer);
+      this._handshakeTimer = null;
+    }
     if (this._id !== 0) unregister(this._id);
     if (this._live) {
       this._live = false;
@@ -795,6 +801,21 @@ for (const [i, state] of readyStates.entries()) {
 for (const property of ['binaryType', 'bufferedAmount', 'extensions',
   'isPaused', 'protocol', 'readyState', 'url']) {
   Object.defineProperty(WebSocket.prototype, property, { enumerable: true });
+}
+
+// A server-side socket's settings unless its options differ (see the
+// constructor); a client has its own.
+for (const [name, value] of Object.entries({
+  _handshakeTimer: null,
+  _isServer: true,
+  _autoPong: true,
+  _allowSync: true,
+  _maxBuffered: DEFAULT_MAX_BUFFERED,
+  _url: undefined,
+  _closeTimeout: CLOSE_TIMEOUT
+})) {
+  Object.defineProperty(WebSocket.prototype, name,
+    { configurable: true, writable: true, value });
 }
 
 defineEventHandlerAttributes(WebSocket.prototype);
