@@ -13,7 +13,11 @@ const C = binding.constants;
 
 // Objects that receive events, by id (slot + generation * 2^SLOT_BITS).
 const handles = new Map();
-const SLOT_SCALE = 2 ** C.SLOT_BITS;
+// A small integer (`**` gives a heap number): ids stay small integers too
+// while they fit (generation < 2^(31 - SLOT_BITS)), so neither
+// WebSocket._id nor the Map below holds a 16-byte heap number per
+// connection.
+const SLOT_SCALE = 1 << C.SLOT_BITS;
 let started = false;
 let live = 0;
 
