@@ -20,7 +20,10 @@ const C = { ...binding.constants };
 // hold two ids for a moment: C frees a slot once it posted its CLOSED, and
 // the slot may be given to a new socket before JS has taken that CLOSED; the
 // older id then waits in `displaced` until it is unregistered.
-const SLOT_SCALE = 2 ** C.SLOT_BITS;
+// A small integer (`**` gives a heap number): ids stay small integers too
+// while they fit (generation < 2^(31 - SLOT_BITS)), so WebSocket._id holds
+// no 16-byte heap number per connection.
+const SLOT_SCALE = 1 << C.SLOT_BITS;
 const targets = [];
 const targetIds = [];
 const displaced = new Map();

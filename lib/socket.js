@@ -23,13 +23,13 @@ const MAX_HEADER = 14;
 
 /**
  * C's address fields ("addr\0port\0family\0" for the remote side, then the
- * local side) as net.Socket names them.
+ * local side, as a latin1 string) as net.Socket names them.
  *
- * @param {Buffer} payload
+ * @param {string} fields
  * @return {Object}
  */
-function parseAddresses(payload) {
-  const f = payload.toString('latin1').split('\0');
+function parseAddresses(fields) {
+  const f = fields.split('\0');
   return {
     remoteAddress: f[0],
     remotePort: Number(f[1]),
@@ -40,36 +40,49 @@ function parseAddresses(payload) {
   };
 }
 
-class NativeSocket extends EventEmitter {
+// An EventEmitter that skips EventEmitter's constructor: every idle
+// connection has one of these, and EventEmitter.init gives each a
+// dictionary-mode `_events` object (about 180 bytes) and three more fields,
+// while EventEmitter's methods create `_events` on the first listener
+// (S4, RSS per idle connection). Its state starts as the prototype's
+// defaults (below the class); only what changes becomes its own.
+class NativeSocket {
   /**
    * @param {WebSocket} websocket Its connection (open, with an id)
-   * @param {Object} [info] Addresses (parseAddresses' shape)
+   * @param {(string|Object)} [info] Addresses: C's fields (parseAddresses'
+   *     input, parsed when read) or parseAddresses' shape
    * @param {EventEmitter} [target] What its events are emitted on and its
    *     methods return (forwardSocket); itself by default
    */
   constructor(websocket, info, target) {
-    super();
-    info = info || {};
     this._ws = websocket;
     this._target = target || this;
-    // As a net.Socket's getters: undefined when unknown.
-    this.remoteAddress = info.remoteAddress || undefined;
-    this.remotePort = info.remotePort || undefined;
-    this.remoteFamily = info.remoteFamily || undefined;
-    this.localAddress = info.localAddress || undefined;
-    this.localPort = info.localPort || undefined;
-    this.localFamily = info.localFamily || undefined;
-    this.connecting = false;
-    this.pending = false;
-    this.writableHighWaterMark = HIGH_WATER_MARK;
-    this._needDrain = false;
-    this._destroyed = false;
-    this._closeDue = false; // 'close' was scheduled (once)
-    this._timeoutMs = 0; // setTimeout's idle time (0: none)
-    this._timeoutSet = undefined; // net.Socket's `timeout`: as last given
-    this._timer = null;
-    this._refed = true;
-    this._emittingClose = false;
+    this._info = info;
+  }
+
+  // As a net.Socket's getters: undefined when unknown.
+  get remoteAddress() {
+    return infoOf(this).remoteAddress || undefined;
+  }
+
+  get remotePort() {
+    return infoOf(this).remotePort || undefined;
+  }
+
+  get remoteFamily() {
+    return infoOf(this).remoteFamily || undefined;
+  }
+
+  get localAddress() {
+    return infoOf(this).localAddress || undefined;
+  }
+
+  get localPort() {
+    return infoOf(this).localPort || undefined;
+  }
+
+  get localFamily() {
+    return infoOf(this).localFamily || undefined;
   }
 
   get destroyed() {
@@ -333,6 +346,29 @@ class NativeSocket extends EventEmitter {
       }
     });
   }
+}
+
+Object.setPrototypeOf(NativeSocket.prototype, EventEmitter.prototype);
+Object.setPrototypeOf(NativeSocket, EventEmitter);
+Object.assign(NativeSocket.prototype, {
+  connecting: false,
+  pending: false,
+  writableHighWaterMark: HIGH_WATER_MARK,
+  _needDrain: false,
+  _destroyed: false,
+  _closeDue: false, // 'close' was scheduled (once)
+  _timeoutMs: 0, // setTimeout's idle time (0: none)
+  _timeoutSet: undefined, // net.Socket's `timeout`: as last given
+  _timer: null,
+  _refed: true,
+  _emittingClose: false
+});
+
+/** A NativeSocket's addresses in parseAddresses' shape. */
+function infoOf(socket) {
+  const info = socket._info;
+  if (typeof info === 'string') return parseAddresses(info);
+  return info || {};
 }
 
 function onTimeout(socket) {

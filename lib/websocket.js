@@ -21,8 +21,7 @@ const { limitsOf } = require('./limits');
 const {
   NativeSocket,
   addressesOf,
-  forwardSocket,
-  parseAddresses
+  forwardSocket
 } = require('./socket');
 const pmd = require('./pmd');
 const WebSocketSender = require('./websocket-sender');
@@ -61,6 +60,27 @@ function byteLengthOf(data) {
   return data.byteLength;
 }
 
+// What an idle connection points to instead of an object or array of its
+// own (S4: RSS per idle connection). Frozen: a write that should have
+// replaced them throws instead of reaching every connection.
+const NO_EXTENSIONS = Object.freeze({});
+const NO_CALLBACKS = Object.freeze([]);
+
+/** Queues a send callback (see _callbacks). */
+function addCallback(websocket, entry) {
+  if (websocket._callbacks === NO_CALLBACKS) websocket._callbacks = [entry];
+  else websocket._callbacks.push(entry);
+}
+
+// The WebSocket's `_events`. EventEmitter's constructor gives each instance
+// a dictionary-mode object ({ __proto__: null }: about 180 bytes with its
+// hash table); one of these has fast properties in a few in-object slots
+// and, like that one, no Object.prototype behind it, so `_events[type]`
+// finds listeners only. EventEmitter's methods take it as their own (Node's
+// EventEmitter used the same until v12). S4: RSS per idle connection.
+function Events() {}
+Events.prototype = Object.create(null);
+
 class WebSocket extends EventEmitter {
   /**
    * @param {(String|URL|null)} address The URL, or null for a server-side
@@ -70,6 +90,7 @@ class WebSocket extends EventEmitter {
    */
   constructor(address, protocols, options) {
     super();
+    this._events = new Events();
     this._binaryType = BINARY_TYPES[0];
     this._closeCode = 1006;
     this._closeFrameReceived = false;
@@ -77,10 +98,9 @@ class WebSocket extends EventEmitter {
     this._closeMessage = EMPTY_BUFFER;
     this._closeTimer = null;
     this._errorEmitted = false;
-    this._extensions = {};
+    this._extensions = NO_EXTENSIONS; // pmd.js replaces it, never fills it
     this._paused = false;
     this._pending = null; // events held while paused
-    this._allowSync = true; // allowSynchronousEvents
     this._deferred = null; // events waiting behind a deferred one
     this._protocol = '';
     this._readyState = WebSocket.CONNECTING;
@@ -90,7 +110,9 @@ class WebSocket extends EventEmitter {
     this._sent = 0; // frame bytes queued since the socket opened
     this._written = 0; // as last reported by C
     this._bufferedAmount = 0; // bytes "sent" with no socket (ws semantics)
-    this._callbacks = []; // [endOffset, cb, behind, start], in order (_queue)
+    // [endOffset, cb, behind, start], in order (_queue); NO_CALLBACKS when
+    // none waits.
+    this._callbacks = NO_CALLBACKS;
     this._destroyed = false; // terminated or closed: nothing more goes out
     this._closeBytes = 0; // our close frame (see bufferedAmount)
     this._firstFragment = true;
@@ -102,13 +124,17 @@ class WebSocket extends EventEmitter {
     this._blocked = null; // frames waiting behind a Blob being read
     this._blobBytes = 0; // payload of Blobs being read and what waits behind
     this._ns = null; // what drives ws._socket on the loop (lib/socket.js)
-    this._handshakeTimer = null;
-    this._isServer = address === null;
-    this._autoPong = true;
-    this._maxBuffered = DEFAULT_MAX_BUFFERED;
-    this._url = undefined;
 
     if (address !== null) {
+      // A server-side socket reads these from the prototype (below the
+      // class) unless its options differ: an idle connection does not
+      // carry them (S4: RSS per idle connection).
+      this._handshakeTimer = null;
+      this._isServer = false;
+      this._autoPong = true;
+      this._allowSync = true; // allowSynchronousEvents
+      this._maxBuffered = DEFAULT_MAX_BUFFERED;
+      this._url = undefined;
       this._redirects = 0;
       this._req = null; // the request of the current handshake attempt
       this._hop = null; // what a redirect needs to start the next attempt
@@ -123,11 +149,11 @@ class WebSocket extends EventEmitter {
         }
       }
       initAsClient(this, address, protocols, options);
-    } else {
-      this._autoPong = options ? options.autoPong !== false : true;
-      if (options) {
-        setMaxBuffered(this, options.maxBufferedAmount);
-        this._allowSync = allowSyncOption(options.allowSynchronousEvents);
+    } else if (options) {
+      if (options.autoPong === false) this._autoPong = false;
+      setMaxBuffered(this, options.maxBufferedAmount);
+      if (!allowSyncOption(options.allowSynchronousEvents)) {
+        this._allowSync = false;
       }
     }
   }
@@ -208,8 +234,11 @@ class WebSocket extends EventEmitter {
   /** @private */
   _cleanup() {
     clearTimeout(this._closeTimer);
-    clearTimeout(this._handshakeTimer);
-    this._closeTimer = this._handshakeTimer = null;
+    this._closeTimer = null;
+    if (this._handshakeTimer !== null) {
+      clearTimeout(this._handshakeTimer);
+      this._handshakeTimer = null;
+    }
     if (this._id !== 0) unregister(this._id);
     if (this._live) {
       this._live = false;
@@ -217,7 +246,7 @@ class WebSocket extends EventEmitter {
     }
     if (this._ns !== null) this._ns._closed();
     const cbs = this._callbacks;
-    this._callbacks = [];
+    this._callbacks = NO_CALLBACKS;
     if (cbs.length) {
       const err = new Error('The socket was closed while data was being sent');
       for (const [, cb] of cbs) process.nextTick(cb, err);
@@ -346,7 +375,7 @@ class WebSocket extends EventEmitter {
       return;
     }
     this._sent += binding.sendFrame(this._id, list, cb ? C.SEND_ACK : 0);
-    if (cb) this._callbacks.push([this._sent, cb]);
+    if (cb) addCallback(this, [this._sent, cb]);
   }
 
   ping(data, mask, cb) {
@@ -464,7 +493,7 @@ class WebSocket extends EventEmitter {
     const behind = this._written < this._turnBase;
     const start = this._sent;
     this._sent += binding.send(this._id, data, opcode, flags);
-    if (cb) this._callbacks.push([this._sent, cb, behind, start]);
+    if (cb) addCallback(this, [this._sent, cb, behind, start]);
     if (sock !== null) sock._afterSend();
     if (this._ns !== null) this._ns._active();
   }
@@ -662,7 +691,7 @@ class WebSocket extends EventEmitter {
         return;
       }
       case C.EV_ADDRESS:
-        this._addresses = parseAddresses(payload);
+        this._addresses = payload.toString('latin1');
         return;
       case C.EV_OPEN:
         onOpen(this, payload, a, b);
@@ -753,7 +782,9 @@ class WebSocket extends EventEmitter {
     let i = 0;
     while (i < cbs.length && cbs[i][0] <= this._written) i++;
     if (i === 0) return;
-    const done = cbs.splice(0, i);
+    let done = cbs;
+    if (i === cbs.length) this._callbacks = NO_CALLBACKS;
+    else done = cbs.splice(0, i);
     for (const [, cb] of done) cb(null);
   }
 }
@@ -770,6 +801,21 @@ for (const [i, state] of readyStates.entries()) {
 for (const property of ['binaryType', 'bufferedAmount', 'extensions',
   'isPaused', 'protocol', 'readyState', 'url']) {
   Object.defineProperty(WebSocket.prototype, property, { enumerable: true });
+}
+
+// A server-side socket's settings unless its options differ (see the
+// constructor); a client has its own.
+for (const [name, value] of Object.entries({
+  _handshakeTimer: null,
+  _isServer: true,
+  _autoPong: true,
+  _allowSync: true,
+  _maxBuffered: DEFAULT_MAX_BUFFERED,
+  _url: undefined,
+  _closeTimeout: CLOSE_TIMEOUT
+})) {
+  Object.defineProperty(WebSocket.prototype, name,
+    { configurable: true, writable: true, value });
 }
 
 defineEventHandlerAttributes(WebSocket.prototype);
@@ -919,7 +965,7 @@ function sendAfterClose(websocket, data, cb) {
 function settleCallbacks(websocket, makeError) {
   const cbs = websocket._callbacks;
   if (cbs.length === 0) return;
-  websocket._callbacks = [];
+  websocket._callbacks = NO_CALLBACKS;
   websocket._refreshWritten();
   const written = websocket._written;
   const done = [];

@@ -48,6 +48,8 @@ struct wsn_server_s {
   struct wsn_listen_lookup_s *resolving; /* listen host being looked up */
 };
 
+/* Every idle connection has one (S4: RSS per idle connection): fields are
+ * ordered so that the struct has no padding holes. */
 struct wsn_conn_s {
   uv_tcp_t tcp;
   wsn_loop_t *loop;
@@ -87,6 +89,7 @@ struct wsn_conn_s {
   uint32_t pending_pongs;    /* auto-pongs queued and not yet written */
   uint32_t fragments;        /* frames of the message being received */
   wsn_limits_t limits;
+  uint32_t port;             /* client: remote port */
   wsn_buf_t frag_lens;       /* binary message: its frames' lengths (lazy) */
   size_t frag_start;         /* where the current frame starts in msg */
   wsn_cmd_t *out_head, *out_tail; /* outbox: frames in order */
@@ -97,7 +100,6 @@ struct wsn_conn_s {
   struct wsn_lookup_s *gai;  /* client: pending lookup (resolve.h) */
   struct addrinfo *addrs, *next_addr;
   uv_connect_t *creq;        /* client: pending connect (lazy) */
-  uint32_t port;             /* client: remote port */
   char *host;                /* client: host for error messages */
   uint64_t written;          /* bytes handed to the kernel */
   wsn_conn_t *dirty_next;
@@ -105,12 +107,12 @@ struct wsn_conn_s {
   uint32_t hs_head_len;      /* length of the handshake head in hs */
   uint8_t announced;         /* JS knows this id (post CLOSED for it) */
   uint8_t reconnecting;      /* closing the handle to try the next address */
+  uint8_t tls_shut;          /* close_notify queued */
+  uint8_t msg_compressed;    /* the message being received is compressed */
   struct wsn_tls_session_s *tls; /* wss://: everything goes through it */
   wsn_cmd_t *plain_head, *plain_tail; /* TLS: frames not yet encrypted */
-  uint8_t tls_shut;          /* close_notify queued */
   wsn_pmd_codec_t *pmd;      /* permessage-deflate agreed (lazy) */
   wsn_pmd_options_t *pmd_offer; /* client: offered, until the 101 */
-  uint8_t msg_compressed;    /* the message being received is compressed */
   uint64_t hs_deadline;      /* server: uv_now by which the request must be in */
   const uint8_t *direct_base; /* frame payload in the current read */
   size_t direct_len;
