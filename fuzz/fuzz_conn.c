@@ -1352,8 +1352,7 @@ static void js_deliver(void) {
   while (off < b.len) {
     const wsn_event_t *ev = (const wsn_event_t *)(b.base + off);
     const uint8_t *payload = (const uint8_t *)(ev + 1);
-    int external = ev->type == WSN_EV_MESSAGE && (ev->a & WSN_MSG_EXTERNAL);
-    off += sizeof(*ev) + (external ? 0 : WSN_EVENT_ALIGN(ev->len));
+    off += wsn_event_size(ev);
     CHECK(off <= b.len);
     on_event(ev, payload);
   }

@@ -326,10 +326,7 @@ static void delivery_failed(wsn_binding_t *b, napi_env env, wsn_buf_t *batch) {
   uint8_t *p = batch->base, *end = batch->base + batch->len;
   while (p < end) {
     wsn_event_t *ev = (wsn_event_t *)p;
-    size_t adv = sizeof(*ev) + ((ev->type == WSN_EV_MESSAGE &&
-                                 (ev->a & WSN_MSG_EXTERNAL))
-                                    ? 0
-                                    : WSN_EVENT_ALIGN(ev->len));
+    size_t adv = wsn_event_size(ev);
     wsn_id_t id = wsn_id_make(ev->slot, ev->gen);
     switch (ev->type) {
       case WSN_EV_CLOSED:
@@ -363,10 +360,7 @@ static void release_refs(napi_env env, const wsn_buf_t *batch) {
     const wsn_event_t *ev = (const wsn_event_t *)p;
     if (ev->type == WSN_EV_RELEASE)
       napi_delete_reference(env, (napi_ref)(uintptr_t)ev->c);
-    p += sizeof(*ev) + ((ev->type == WSN_EV_MESSAGE &&
-                         (ev->a & WSN_MSG_EXTERNAL))
-                            ? 0
-                            : WSN_EVENT_ALIGN(ev->len));
+    p += wsn_event_size(ev);
   }
 }
 
@@ -393,9 +387,8 @@ static void deliver(wsn_binding_t *b, napi_env env) {
     uint8_t *p = batch.base, *end = batch.base + batch.len;
     while (p < end) {
       wsn_event_t *ev = (wsn_event_t *)p;
-      size_t adv = sizeof(*ev) + WSN_EVENT_ALIGN(ev->len);
+      size_t adv = wsn_event_size(ev);
       if (ev->type == WSN_EV_MESSAGE && (ev->a & WSN_MSG_EXTERNAL)) {
-        adv = sizeof(*ev);
         void *block = (void *)(uintptr_t)ev->c;
         napi_value ext;
         napi_status st = napi_create_external_buffer(env, ev->len, block,

@@ -75,11 +75,7 @@ wsn_event_t *wsn_loop_post(wsn_loop_t *l, uint32_t type, wsn_id_t id,
 #define FOR_EACH_EVENT(buf, ev)                                            \
   for (wsn_event_t *ev = (wsn_event_t *)(buf)->base;                        \
        ev != NULL && (uint8_t *)ev < (buf)->base + (buf)->len;              \
-       ev = (wsn_event_t *)((uint8_t *)(ev + 1) +                           \
-                            ((ev->type == WSN_EV_MESSAGE &&                 \
-                              (ev->a & WSN_MSG_EXTERNAL))                   \
-                                 ? 0                                        \
-                                 : WSN_EVENT_ALIGN(ev->len))))
+       ev = (wsn_event_t *)((uint8_t *)ev + wsn_event_size(ev)))
 
 void wsn_batch_free_externals(wsn_buf_t *b) {
   FOR_EACH_EVENT(b, ev) {

@@ -222,6 +222,14 @@ typedef struct {
  * events (empty pings, say) cannot pile up for free. */
 #define WSN_EVENT_COST(ev)                                                   \
   (sizeof(wsn_event_t) + WSN_EVENT_ALIGN((size_t)(ev)->len))
+/* The bytes a record takes in a batch: its payload is inline, except an
+ * external message's (a pointer in `c`). Every walk of a batch steps so. */
+static inline size_t wsn_event_size(const wsn_event_t *ev) {
+  return sizeof(*ev) + ((ev->type == WSN_EV_MESSAGE && (ev->a & WSN_MSG_EXTERNAL))
+                            ? 0
+                            : WSN_EVENT_ALIGN((size_t)ev->len));
+}
+
 /* Payloads at least this large are handed over without a copy. */
 #ifndef WSN_EXTERNAL_MIN
 #define WSN_EXTERNAL_MIN (64 * 1024)
