@@ -17,7 +17,7 @@
  * frame, accepts or rejects handshakes, counts what it sent
  * (bufferedAmount) and takes events in batches, crediting them back.
  *
- * Input: 4 configuration bytes, then a script of one-byte operations, each
+ * Input: 6 configuration bytes, then a script of one-byte operations, each
  * with its arguments (see `run_script`):
  *   c0: bits 0-1 role: 0 server (listen + accept, C does the handshake),
  *       1 server adopted past its handshake, 2 client adopted, 3 client
@@ -31,6 +31,10 @@
  *   c3: bits 0-3 the peer's initial write window; bit 4 the connect fails;
  *       bit 5 verifyClient answers only when the script says; bit 6 a
  *       client keeps reading a non-101 response's body; bit 7 JS rejects.
+ *   c4: the Nth fallible call (allocation or libuv) fails; 0: none.
+ *   c5: bit 0 the client connects to a name; bit 1 the lookup fails; bit 2
+ *       the first address refuses the connect; bits 3-4 the server listens
+ *       on 127.0.0.1, every address, a name, or ::1.
  *
  * Invariants, checked after every step (CHECK aborts with the line):
  *  - nothing at all is written after our close frame, nor after our FIN;
@@ -218,6 +222,8 @@ static struct {
   int pmd_variant;
   int verify_async, keep_raw, reject, hs_timeout;
   int by_name;       /* the client connects to a name, not an address */
+  int listen_host;   /* server: which listen address (setup) */
+  int accepted;      /* server: its connection arrived */
   wsn_loop_t loop;
   wsn_id_t server_id, conn_id;
   int server_closed;   /* SERVER_CLOSED seen */
@@ -1433,12 +1439,24 @@ static void check_conn(void) {
 
 /* ---- one loop iteration ----------------------------------------------- */
 
+/* The server's one connection arrives once it listens (at once, or after
+ * its name was looked up; never if the listen failed). */
+static void accept_one(void) {
+  if (J.role != 0 || J.accepted || J.server_id == 0) return;
+  wsn_server_t *s = wsn_slots_ptr(&J.loop.slots, J.server_id);
+  fhandle_t *f = s ? fh_find(&s->tcp) : NULL;
+  if (f == NULL || f->listen_cb == NULL || s->closing) return;
+  J.accepted = 1;
+  f->listen_cb((uv_stream_t *)&s->tcp, 0);
+}
+
 static void poll_phase(void) {
   if (R.pending) U.async_pending = 1; /* a lookup thread rang the bell */
   if (U.async_pending && U.async_cb) {
     U.async_pending = 0;
     U.async_cb(U.async);
   }
+  accept_one();
   for (int i = 0; i < MAX_HANDLES; i++) {
     fhandle_t *f = &U.handles[i];
     if (f->h == NULL || f->closing) continue;
@@ -1630,6 +1648,7 @@ static void setup(const uint8_t c[6]) {
   R.fail = (c[5] >> 1) & 1;
   R.first_refuses = (c[5] >> 2) & 1;
   J.by_name = c[5] & 1;
+  J.listen_host = (c[5] >> 3) & 3;
   J.expect_close_code = -1;
   J.acks_tail = &J.acks;
   J.sent_tail = &J.sent;
@@ -1644,9 +1663,12 @@ static void setup(const uint8_t c[6]) {
     /* A { port } server: C reads the request. */
     J.server_id = wsn_slots_alloc(&J.loop.slots);
     if (J.server_id == 0) return; /* binding.c throws: no id left */
-    const char host[] = "127.0.0.1", path[] = "/chat";
+    /* The listen address: one, every one, a name (looked up), IPv6. */
+    static const char *hosts[4] = {"127.0.0.1", "", "localhost", "::1"};
+    const char *host = hosts[J.listen_host], path[] = "/chat";
+    size_t hl = strlen(host);
     wsn_cmd_t *cmd = cmd_new(WSN_CMD_LISTEN, J.server_id,
-                                 sizeof(wsn_listen_args_t) + 9 + 5);
+                                 sizeof(wsn_listen_args_t) + hl + 5);
     CHECK(cmd != NULL);
     wsn_listen_args_t a;
     memset(&a, 0, sizeof(a));
@@ -1656,19 +1678,14 @@ static void setup(const uint8_t c[6]) {
     a.settings.limits = J.limits;
     a.port = 8080;
     a.backlog = 511;
-    a.host_len = 9;
+    a.host_len = (uint32_t)hl;
     a.handshake_timeout_ms = J.hs_timeout ? 1000 : 0;
     memcpy(cmd->data, &a, sizeof(a));
-    memcpy(cmd->data + sizeof(a), host, 9);
-    memcpy(cmd->data + sizeof(a) + 9, path, 5);
+    memcpy(cmd->data + sizeof(a), host, hl);
+    memcpy(cmd->data + sizeof(a) + hl, path, 5);
     push(cmd);
     if (!J.raw_hs) peer_request();
-    /* A connection arrives. */
-    /* A connection arrives (unless the listen failed). */
-    wsn_server_t *s = wsn_slots_ptr(&J.loop.slots, J.server_id);
-    fhandle_t *f = s ? fh_find(&s->tcp) : NULL;
-    if (f && f->listen_cb && !s->closing)
-      f->listen_cb((uv_stream_t *)&s->tcp, 0);
+    accept_one();
   } else if (J.role == 1 || J.role == 2) {
     /* An upgrade Node's http server (or http.request) did. */
     J.conn_id = wsn_slots_alloc(&J.loop.slots);
