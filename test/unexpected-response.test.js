@@ -179,9 +179,14 @@ describe("the body of an 'unexpected-response'", function () {
               `res buffered ${buffered} bytes, server sent ` +
               `${sentMiB.toFixed(1)} MiB`);
           }
-          assert.ok(grewMiB < 32,
-            `the client's RSS grew by ${grewMiB.toFixed(1)} MiB ` +
-            `(the server sent ${sentMiB.toFixed(1)} MiB)`);
+          // Under AddressSanitizer (npm run test:asan) freed memory waits
+          // in its quarantine and RSS says nothing about what we hold: the
+          // bound is checked in the normal runs only.
+          if (process.env.ASAN_OPTIONS === undefined) {
+            assert.ok(grewMiB < 32,
+              `the client's RSS grew by ${grewMiB.toFixed(1)} MiB ` +
+              `(the server sent ${sentMiB.toFixed(1)} MiB)`);
+          }
         });
       }
 
