@@ -265,6 +265,8 @@ void wsn_conn_update_reading(wsn_conn_t *c) {
   }
 }
 
+#define READ_INTO_MSG_MIN (16u * 1024)
+
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
   (void)hint;
   wsn_conn_t *c = h->data;
@@ -273,6 +275,23 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
    * read memory (uSockets does the same). */
   buf->base = (char *)c->loop->read_buf;
   buf->len = WSN_READ_BUF_SIZE;
+  /* In the payload of a large frame being gathered (its buffer was sized
+   * at its header): the kernel copies straight into the message, which the
+   * parser then unmasks in place, and no copy out of the shared buffer is
+   * needed (process_frames sees the bytes already where they belong). Only
+   * this frame's payload is read so, never the next header. */
+  if (c->state == WSN_CS_OPEN && c->tls == NULL && !c->ignore_reads &&
+      !c->msg_compressed && c->parser.opcode < 8 &&
+      c->parser.remaining >= READ_INTO_MSG_MIN && c->msg.base != NULL) {
+    size_t room = c->msg.cap - c->msg.len;
+    size_t want = c->parser.remaining < room ? (size_t)c->parser.remaining
+                                             : room;
+    if (want >= READ_INTO_MSG_MIN) {
+      buf->base = (char *)c->msg.base + c->msg.len;
+      buf->len = want;
+      return;
+    }
+  }
   /* Waiting for JS: read no more than the early data cap allows. A TLS
    * record decrypts to no more bytes than it had. */
   if (c->state == WSN_CS_WAIT_JS && wait_js_room(c) < buf->len)
@@ -522,6 +541,11 @@ static void process_frames(wsn_conn_t *c, uint8_t *buf, size_t len) {
           break;
         }
         c->direct = 0;
+        /* Read straight into the message (on_alloc): already in place. */
+        if (c->msg.base != NULL && p == c->msg.base + c->msg.len) {
+          c->msg.len += n;
+          break;
+        }
         if (wsn_buf_append(&c->msg, p, n) != 0) {
           wsn_conn_destroy(c);
           return;
