@@ -347,6 +347,26 @@ describe('WebSocketServer { tls } options', function () {
     });
   }
 
+  it('closes a peer that never finishes the TLS handshake at handshakeTimeout', async function () {
+    this.timeout(20000);
+    const wss = new WebSocketServer({
+      port: 0, host: '127.0.0.1', tls: { key, cert }, handshakeTimeout: 200
+    });
+    try {
+      await new Promise((resolve) => wss.once('listening', resolve));
+      let connections = 0;
+      wss.on('connection', () => connections++);
+      const socket = net.connect(wss.address().port, '127.0.0.1');
+      socket.write(Buffer.from([22, 3, 1])); // a ClientHello that never comes
+      const received = await collect(socket);
+      // Nothing in clear: the 408 never leaves before a handshake.
+      assert.equal(received.length, 0);
+      assert.equal(connections, 0);
+    } finally {
+      await new Promise((resolve) => wss.close(resolve));
+    }
+  });
+
   it('throws for a tls option it does not honour', () => {
     assert.throws(
       () => new WebSocketServer({ port: 0, tls: { key, cert, minVersion: 'TLSv1.3' } }),
