@@ -47,12 +47,16 @@ const RESULTS = path.join(BENCH, 'results.md');
 // script; `pmd`: speaks permessage-deflate (`pmdKeys`: the only
 // perMessageDeflate options it can match, see servers/uws.js); `client`: has
 // a WebSocket client (S6 measures clients); `tls`: serves wss:// (S8, S8L).
+// ws-native serves wss:// (S8, S8L) with `{ port, tls }`, TLS in C;
+// BENCH_WSN_TLS=node measures its `{ server: https.createServer() }` path
+// instead (TLS in Node, bytes moved through a socketpair).
+const WSN_TLS_ENV = process.env.BENCH_WSN_TLS === 'node' ? {} : { BENCH_TLS_IN_C: '1' };
 const IMPLS = {
   ws: { label: 'ws', script: 'ws.js', env: {}, pmd: true, client: true, tls: true },
   uws: { label: 'uWebSockets.js', short: 'uWS.js', script: 'uws.js', env: { BENCH_UWS_DIR: UWS_DIR }, pmd: true,
     pmdKeys: ['serverNoContextTakeover', 'clientNoContextTakeover'], client: false, tls: true },
-  'native-thread': { label: 'ws-native (thread)', script: 'ws-native.js', env: { WS_NATIVE_LOOP: 'thread' }, pmd: true, client: true, tls: true },
-  'native-main': { label: 'ws-native (main)', script: 'ws-native.js', env: { WS_NATIVE_LOOP: 'main' }, pmd: true, client: true, tls: true },
+  'native-thread': { label: 'ws-native (thread)', script: 'ws-native.js', env: { WS_NATIVE_LOOP: 'thread', ...WSN_TLS_ENV }, pmd: true, client: true, tls: true },
+  'native-main': { label: 'ws-native (main)', script: 'ws-native.js', env: { WS_NATIVE_LOOP: 'main', ...WSN_TLS_ENV }, pmd: true, client: true, tls: true },
   c: { label: 'C limit', bin: CSERVER, env: {}, pmd: false, client: false, tls: false }
 };
 

@@ -12,6 +12,7 @@
 const EventEmitter = require('events');
 const http = require('http');
 const net = require('net');
+const tls = require('tls');
 const { createHash } = require('crypto');
 const util = require('util');
 
@@ -64,6 +65,8 @@ class WebSocketServer extends EventEmitter {
       host: null,
       path: null,
       port: null,
+      // ws-native only, with `port`: TLS in C (wss://), see tlsContextOf.
+      tls: null,
       WebSocket,
       ...options
     };
@@ -77,6 +80,9 @@ class WebSocketServer extends EventEmitter {
         'One and only one of the "port", "server", or "noServer" options ' +
           'must be specified'
       );
+    }
+    if (options.tls != null && options.port == null) {
+      throw new TypeError('The "tls" option requires the "port" option');
     }
     if (options.perMessageDeflate === true) options.perMessageDeflate = {};
     pmd.pmdOptions(options.perMessageDeflate); // throws on bad values
@@ -107,6 +113,9 @@ class WebSocketServer extends EventEmitter {
     this._id = 0;
     this._server = null;
     this._removeListeners = null;
+    // `{ port, tls }`: the server's TLS context (C holds its own reference).
+    this._tlsContext = options.tls != null && options.port != null
+      ? tlsContextOf(options.tls) : undefined;
 
     ensureStarted();
     if (options.port != null) {
@@ -147,7 +156,8 @@ class WebSocketServer extends EventEmitter {
       pathOption(options.path),
       this._flags(),
       options.handshakeTimeout,
-      limitsOf(options)
+      limitsOf(options),
+      this._tlsContext
     );
     register(this._id, this);
     retain();
@@ -468,15 +478,41 @@ class WebSocketServer extends EventEmitter {
         if (this._state !== RUNNING) emitClose(this);
         else this._state = CLOSED;
         return;
+      case C.EV_TLS_CLIENT_ERROR:
+        this._tlsClientError(payload);
+        return;
       case C.EV_CONNECTION: {
         const info = parseRequestInfo(payload);
+        info.encrypted = this._tlsContext !== undefined;
         this._completeNative(connId, info.protocol, info);
         return;
       }
-      case C.EV_HANDSHAKE:
-        this._handshake(connId, parseRequestInfo(payload));
+      case C.EV_HANDSHAKE: {
+        const info = parseRequestInfo(payload);
+        info.encrypted = this._tlsContext !== undefined;
+        this._handshake(connId, info);
         return;
+      }
     }
+  }
+
+  /**
+   * `{ port, tls }`: a connection failed before it became a request (a
+   * failed TLS handshake, plain HTTP to the TLS port). It is closed already;
+   * as Node's tls server emits 'tlsClientError' (err, tlsSocket), this
+   * emits (err, { remoteAddress, remotePort, remoteFamily }).
+   *
+   * @private
+   */
+  _tlsClientError(payload) {
+    const fields = payload.toString('utf8').split('\0');
+    const err = new Error(fields[1]);
+    if (fields[0]) err.code = fields[0];
+    this.emit('tlsClientError', err, {
+      remoteAddress: fields[2] || undefined,
+      remotePort: fields[3] ? Number(fields[3]) : undefined,
+      remoteFamily: fields[4] || undefined
+    });
   }
 
   /**
@@ -532,7 +568,7 @@ class WebSocketServer extends EventEmitter {
       unregister(connId);
       binding.reject(connId, errorResponse(code, message, headers));
     };
-    this._verify(req, version, false, accept, reject);
+    this._verify(req, version, info.encrypted, accept, reject);
     sync = false;
   }
 
@@ -552,6 +588,83 @@ module.exports = WebSocketServer;
 /** The default (WebSocket.prototype's) is not stored on each socket. */
 function setCloseTimeout(ws, value) {
   if (value !== CLOSE_TIMEOUT) ws._closeTimeout = value;
+}
+
+// The tls options C honours: tls.createSecureContext's key, cert, ca,
+// passphrase and pfx.
+const TLS_OPTIONS = new Set(['key', 'cert', 'ca', 'passphrase', 'pfx']);
+
+/**
+ * `{ port, tls }`: the C server context for these options. Node's
+ * tls.createSecureContext runs first, so that a bad option throws exactly
+ * what Node throws (type errors, and a key or certificate OpenSSL refuses);
+ * C then builds its own context from the same PEM/PFX bytes. An option C
+ * does not honour throws rather than be ignored.
+ *
+ * @param {Object} options
+ */
+function tlsContextOf(options) {
+  if (typeof options !== 'object') {
+    throw new TypeError('The "tls" option must be an object');
+  }
+  for (const key of Object.keys(options)) {
+    if (options[key] !== undefined && !TLS_OPTIONS.has(key)) {
+      throw new TypeError(
+        `ws-native: the tls option "${key}" is not supported (supported: ` +
+          `${[...TLS_OPTIONS].join(', ')})`
+      );
+    }
+  }
+  tls.createSecureContext(options);
+  let passphrase = options.passphrase;
+  let key = options.key;
+  if (Array.isArray(key)) {
+    if (key.length > 1) {
+      throw new TypeError('ws-native: only one tls "key" is supported');
+    }
+    key = key[0];
+  }
+  if (key != null && typeof key === 'object' && !ArrayBuffer.isView(key)) {
+    // { pem, passphrase }
+    if (key.passphrase !== undefined) passphrase = key.passphrase;
+    key = key.pem;
+  }
+  let pfx = options.pfx;
+  if (Array.isArray(pfx)) {
+    if (pfx.length > 1) {
+      throw new TypeError('ws-native: only one tls "pfx" is supported');
+    }
+    pfx = pfx[0];
+  }
+  if (pfx != null && typeof pfx === 'object' && !ArrayBuffer.isView(pfx)) {
+    if (pfx.passphrase !== undefined) passphrase = pfx.passphrase;
+    pfx = pfx.buf;
+  }
+  if (typeof pfx === 'string') pfx = Buffer.from(pfx);
+  return binding.tlsServerContext(
+    pemOf(options.ca),
+    pemOf(options.cert),
+    pemBytes(key),
+    passphrase == null ? undefined : String(passphrase),
+    pfx == null ? undefined : bytesOf(pfx)
+  );
+}
+
+/** A PEM option (string, Buffer or an array of them) as one string. */
+function pemOf(value) {
+  if (value == null) return undefined;
+  const list = Array.isArray(value) ? value : [value];
+  return list.map((v) => typeof v === 'string' ? v : bytesOf(v).toString())
+    .join('\n');
+}
+
+function pemBytes(value) {
+  if (value == null) return undefined;
+  return typeof value === 'string' ? value : bytesOf(value);
+}
+
+function bytesOf(view) {
+  return Buffer.from(view.buffer, view.byteOffset, view.byteLength);
 }
 
 /** ws applies `path` when truthy; C takes '' for any path. */
@@ -613,7 +726,8 @@ function makeRequest(info) {
     remoteFamily: info.remoteFamily,
     localAddress: info.localAddress,
     localPort: info.localPort,
-    encrypted: undefined,
+    // A TLS socket's `encrypted` is true (ws's verifyClient info.secure).
+    encrypted: info.encrypted ? true : undefined,
     readableHighWaterMark: 16384
   };
   const req = new http.IncomingMessage(socket);

@@ -337,6 +337,7 @@ static void delivery_failed(wsn_binding_t *b, napi_env env, wsn_buf_t *batch) {
         break;
       case WSN_EV_LISTENING:
       case WSN_EV_LISTEN_ERROR:
+      case WSN_EV_TLS_CLIENT_ERROR:
         break; /* a server's: not a connection to terminate */
       default:
         /* A no-op if the id is already gone (a CLOSED follows). */
@@ -609,10 +610,10 @@ static void get_limits(napi_env env, napi_value arr, wsn_limits_t *l) {
 }
 
 /* listen(host, port, backlog, maxPayload, path, flags, handshakeTimeout,
- * limits) -> id */
+ * limits, tls) -> id; tls: a tlsServerContext() external, or undefined */
 static napi_value listen_fn(napi_env env, napi_callback_info info) {
-  napi_value argv[8];
-  CHECK(get_args(env, info, 8, argv) == 0 ? napi_ok : napi_generic_failure);
+  napi_value argv[9];
+  CHECK(get_args(env, info, 9, argv) == 0 ? napi_ok : napi_generic_failure);
   wsn_binding_t *b = get_binding(env);
   if (!usable(env, b)) return NULL;
   size_t host_len = 0, path_len = 0;
@@ -642,6 +643,14 @@ static napi_value listen_fn(napi_env env, napi_callback_info info) {
   get_limits(env, argv[7], &a.settings.limits);
   a.handshake_timeout_ms = (uint32_t)get_double(env, argv[6], 0);
   a.host_len = (uint32_t)host_len;
+  /* The command takes a reference here, while the context is surely
+   * alive; the server keeps it (the external may be collected first). */
+  void *tls_ctx = NULL;
+  if (napi_get_value_external(env, argv[8], &tls_ctx) == napi_ok &&
+      tls_ctx != NULL) {
+    wsn_tls_ctx_ref(tls_ctx);
+    a.tls = tls_ctx;
+  }
   memcpy(cmd->data, &a, sizeof(a));
   memcpy(cmd->data + sizeof(a), host, host_len);
   memcpy(cmd->data + sizeof(a) + host_len, path, path_len);
@@ -1002,7 +1011,8 @@ static const uint8_t *opt_bytes(napi_env env, napi_value v, size_t *len,
 /* tlsContext(ca, cert, key, passphrase, pfx, rejectUnauthorized) -> an
  * external holding a client SSL_CTX (released when collected). Errors are
  * thrown with Node's code and message (a bad key or certificate). */
-static napi_value tls_context_fn(napi_env env, napi_callback_info info) {
+static napi_value make_tls_context(napi_env env, napi_callback_info info,
+                                   int server) {
   napi_value argv[6];
   CHECK(get_args(env, info, 6, argv) == 0 ? napi_ok : napi_generic_failure);
   char *owned[5] = {0};
@@ -1020,7 +1030,8 @@ static napi_value tls_context_fn(napi_env env, napi_callback_info info) {
   o.reject_unauthorized = reject;
   wsn_tls_error_t err;
   memset(&err, 0, sizeof(err));
-  wsn_tls_ctx_t *ctx = wsn_tls_ctx_new(&o, &err);
+  wsn_tls_ctx_t *ctx = server ? wsn_tls_server_ctx_new(&o, &err)
+                              : wsn_tls_ctx_new(&o, &err);
   for (int i = 0; i < 5; i++) free(owned[i]);
   if (ctx == NULL) {
     napi_value msg, code, error;
@@ -1038,6 +1049,17 @@ static napi_value tls_context_fn(napi_env env, napi_callback_info info) {
     return NULL;
   }
   return ext;
+}
+
+static napi_value tls_context_fn(napi_env env, napi_callback_info info) {
+  return make_tls_context(env, info, 0);
+}
+
+/* tlsServerContext(ca, cert, key, passphrase, pfx) -> an external holding a
+ * server SSL_CTX, for listen(); same errors as tlsContext. */
+static napi_value tls_server_context_fn(napi_env env,
+                                        napi_callback_info info) {
+  return make_tls_context(env, info, 1);
 }
 
 /* connect(host, port, key, request, maxPayload, flags, offer, tls, limits)
@@ -1369,6 +1391,7 @@ static napi_value make_constants(napi_env env) {
   EV(HANDSHAKE); EV(OPEN); EV(MESSAGE); EV(PING); EV(PONG); EV(CLOSE_FRAME);
   EV(ERROR); EV(SOCKET_ERROR); EV(CLOSED); EV(WRITTEN); EV(DATA);
   EV(TLS_ERROR); EV(FRAGMENTS); EV(ADDRESS);
+  EV(TLS_CLIENT_ERROR);
 #undef EV
   set_number(env, c, "SOCKOPT_KEEPALIVE", WSN_SOCKOPT_KEEPALIVE);
   set_number(env, c, "SOCKOPT_NODELAY", WSN_SOCKOPT_NODELAY);
@@ -1443,6 +1466,7 @@ static napi_value init(napi_env env, napi_value exports) {
       FN("resume", resume_fn),       FN("written", written_fn),
       FN("adopt", adopt_fn),         FN("pmdOffer", pmd_offer_fn),
       FN("pmdNegotiate", pmd_negotiate_fn), FN("tlsContext", tls_context_fn),
+      FN("tlsServerContext", tls_server_context_fn),
       FN("sockopt", sockopt_fn),
 #undef FN
   };

@@ -46,6 +46,7 @@ struct wsn_server_s {
   int closing;           /* listener closed (or closing) */
   int listener_closed;   /* its close callback ran */
   struct wsn_listen_lookup_s *resolving; /* listen host being looked up */
+  struct wsn_tls_ctx_s *tls; /* TLS listener: a server context (owned ref) */
 };
 
 /* Every idle connection has one (S4: RSS per idle connection): fields are

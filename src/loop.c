@@ -238,6 +238,9 @@ static void discard_command(wsn_cmd_t *cmd) {
   } else if (cmd->type == WSN_CMD_CONNECT) {
     const wsn_connect_args_t *a = (const wsn_connect_args_t *)cmd->data;
     wsn_tls_session_free(a->tls);
+  } else if (cmd->type == WSN_CMD_LISTEN) {
+    const wsn_listen_args_t *a = (const wsn_listen_args_t *)cmd->data;
+    wsn_tls_ctx_release(a->tls);
   }
   /* An external payload's reference goes with the JS environment: a
    * stopping loop posts no RELEASE. */

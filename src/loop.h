@@ -139,6 +139,8 @@ typedef struct {
   int32_t backlog;
   uint32_t host_len;     /* host follows, then path (settings.path_len) */
   uint32_t handshake_timeout_ms; /* 0: none */
+  void *tls;             /* a wsn_tls_ctx_t (server): the command holds a
+                          * reference, which the server takes (NULL: no TLS) */
 } wsn_listen_args_t;
 
 #define WSN_SERVER_NEEDS_JS 1u     /* handshakes go to JS for a decision */
@@ -198,8 +200,12 @@ typedef enum {
                          * lengths (uint32 each), for binaryType 'fragments' */
   WSN_EV_ADDRESS,       /* client, before OPEN: "remote addr\0port\0family\0
                          * local addr\0port\0family\0" (ws._socket) */
-  WSN_EV_RELEASE        /* id 0; c = the reference of an external payload
+  WSN_EV_RELEASE,       /* id 0; c = the reference of an external payload
                          * that is written (or dropped): binding.c lets go */
+  WSN_EV_TLS_CLIENT_ERROR /* id: the server; a TLS listener's connection
+                         * failed before JS knew it (a bad handshake):
+                         * payload "code\0message\0" + remote address as
+                         * wsn_conn_append_addr writes it */
 } wsn_event_type_t;
 
 #define WSN_MSG_BINARY 1u

@@ -104,6 +104,22 @@ static void post_tls_error(wsn_conn_t *c) {
   char text[1024];
   size_t n = wsn_conn_code_message(text, sizeof(text), e ? e->code : NULL,
                               e && e->message ? e->message : "TLS error");
+  if (c->server != NULL && !c->announced) {
+    /* A TLS listener's connection JS never heard of (a failed handshake,
+     * plain HTTP to the port): its server hears of it, as Node's tls server
+     * emits 'tlsClientError', with the peer's address. */
+    wsn_buf_t b = {0};
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    memset(&ss, 0, sizeof(ss));
+    uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len);
+    if (wsn_buf_append(&b, text, n + 1) == 0 &&
+        wsn_conn_append_addr(&b, &ss) == 0)
+      wsn_loop_post(c->loop, WSN_EV_TLS_CLIENT_ERROR, c->server->id, b.base,
+                    b.len);
+    wsn_buf_free(&b);
+    return;
+  }
   if (e && e->cert_der && n + 1 < sizeof(text)) {
     /* code NUL message NUL DER: the peer certificate of a name mismatch,
      * for the `cert` of Node's error. */

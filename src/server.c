@@ -16,6 +16,7 @@
 #include "handshake.h"
 #include "http.h"
 #include "resolve.h"
+#include "tls.h"
 
 static void listen_done(wsn_server_t *s, int r, const char *host,
                         unsigned want_port);
@@ -186,6 +187,7 @@ void wsn_server_listen(wsn_loop_t *l, wsn_cmd_t *cmd) {
   wsn_server_t *s = calloc(1, sizeof(*s));
   if (s == NULL || uv_tcp_init(l->uv, &s->tcp) != 0) {
     free(s);
+    wsn_tls_ctx_release(a->tls);
     post_listen_error(l, cmd->id, UV_ENOMEM, host, a->port);
     wsn_loop_post(l, WSN_EV_SERVER_CLOSED, cmd->id, NULL, 0);
     wsn_slots_free(&l->slots, cmd->id);
@@ -195,6 +197,7 @@ void wsn_server_listen(wsn_loop_t *l, wsn_cmd_t *cmd) {
   s->loop = l;
   s->id = cmd->id;
   s->handshake_timeout_ms = a->handshake_timeout_ms;
+  s->tls = a->tls; /* the command's reference, now the server's */
   int applied = wsn_server_apply(s, &a->settings, strs + a->host_len);
   server_link(l, s);
   l->live_handles++;
@@ -477,6 +480,14 @@ void wsn_conn_accept(wsn_server_t *srv, int fd) {
     return;
   }
   uv_tcp_nodelay(&c->tcp, 1); /* ws calls socket.setNoDelay() too */
+  /* A TLS listener: the session waits for the ClientHello; conn.c and
+   * outbox.c then route every byte through it, as for a wss:// client.
+   * The handshake deadline covers the TLS handshake too. */
+  if (srv->tls != NULL &&
+      (c->tls = wsn_tls_session_new_server(srv->tls)) == NULL) {
+    wsn_conn_destroy(c);
+    return;
+  }
   wsn_conn_update_reading(c);
 }
 
@@ -559,6 +570,7 @@ void wsn_server_maybe_closed(wsn_server_t *s) {
   wsn_loop_post(l, WSN_EV_SERVER_CLOSED, s->id, NULL, 0);
   wsn_slots_free(&l->slots, s->id);
   wsn_server_unlink(l, s);
+  wsn_tls_ctx_release(s->tls);
   free(s->path);
   free(s);
 }

@@ -408,8 +408,26 @@ static int load_pfx(SSL_CTX *ctx, const uint8_t *der, size_t len,
   return ok ? 0 : -1;
 }
 
-wsn_tls_ctx_t *wsn_tls_ctx_new(const wsn_tls_ctx_options_t *o,
-                               wsn_tls_error_t *err) {
+/* Node's https server's ALPN (SelectALPNCallback): "http/1.1" if the
+ * client offers it; no overlap, no ALPN in the answer (Node 20 would send a
+ * fatal alert there: lenient, as a WebSocket client has nothing else to
+ * speak). */
+static int alpn_select_cb(SSL *ssl, const unsigned char **out,
+                          unsigned char *outlen, const unsigned char *in,
+                          unsigned int inlen, void *arg) {
+  (void)ssl;
+  (void)arg;
+  static const unsigned char http11[] = "\x08http/1.1";
+  unsigned char *sel = NULL;
+  if (SSL_select_next_proto(&sel, outlen, http11, sizeof(http11) - 1, in,
+                            inlen) != OPENSSL_NPN_NEGOTIATED)
+    return SSL_TLSEXT_ERR_NOACK;
+  *out = sel;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+static wsn_tls_ctx_t *ctx_build(const wsn_tls_ctx_options_t *o,
+                                wsn_tls_error_t *err, int server) {
   err->code[0] = '\0';
   err->message = NULL;
   err->cert_der = NULL;
@@ -418,8 +436,8 @@ wsn_tls_ctx_t *wsn_tls_ctx_new(const wsn_tls_ctx_options_t *o,
   wsn_tls_ctx_t *c = calloc(1, sizeof(*c));
   if (c == NULL) goto oom;
   c->refs = 1;
-  c->reject = o->reject_unauthorized != 0;
-  c->ssl_ctx = SSL_CTX_new(TLS_client_method());
+  c->reject = !server && o->reject_unauthorized != 0;
+  c->ssl_ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
   c->bio_method = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
                                "wsn_tls");
   if (c->ssl_ctx == NULL || c->bio_method == NULL) goto fail;
@@ -446,9 +464,18 @@ wsn_tls_ctx_t *wsn_tls_ctx_new(const wsn_tls_ctx_options_t *o,
   SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   /* Verification runs in cert_verify_cb, which applies Node's rules; it
    * also skips the work entirely when rejectUnauthorized is false. */
-  SSL_CTX_set_verify(ctx, c->reject ? SSL_VERIFY_PEER : SSL_VERIFY_NONE,
-                     verify_cb);
-  SSL_CTX_set_cert_verify_callback(ctx, cert_verify_cb, c);
+  if (server) {
+    /* No client certificate is asked for (Node's requestCert: false). */
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_select_cb, NULL);
+    /* Stateless tickets only (tls.h): a stateful cache would keep up to
+     * 20,480 sessions of clients long gone. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  } else {
+    SSL_CTX_set_verify(ctx, c->reject ? SSL_VERIFY_PEER : SSL_VERIFY_NONE,
+                       verify_cb);
+    SSL_CTX_set_cert_verify_callback(ctx, cert_verify_cb, c);
+  }
 
   if (o->ca != NULL && o->ca_len > 0 && load_ca(ctx, o->ca, o->ca_len) != 0)
     goto fail;
@@ -473,6 +500,20 @@ release:
 oom:
   error_set_str(err, "ERR_OUT_OF_MEMORY", "Out of memory");
   return NULL;
+}
+
+wsn_tls_ctx_t *wsn_tls_ctx_new(const wsn_tls_ctx_options_t *o,
+                               wsn_tls_error_t *err) {
+  return ctx_build(o, err, 0);
+}
+
+wsn_tls_ctx_t *wsn_tls_server_ctx_new(const wsn_tls_ctx_options_t *o,
+                                      wsn_tls_error_t *err) {
+  return ctx_build(o, err, 1);
+}
+
+void wsn_tls_ctx_ref(wsn_tls_ctx_t *c) {
+  __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
 }
 
 void wsn_tls_ctx_release(wsn_tls_ctx_t *c) {
@@ -757,9 +798,8 @@ static int is_ip(const char *host) {
   return inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1;
 }
 
-wsn_tls_session_t *wsn_tls_session_new(wsn_tls_ctx_t *c,
-                                       const char *servername,
-                                       const char *verify_host) {
+/* A session's SSL and BIO over c, either side. */
+static wsn_tls_session_t *session_alloc(wsn_tls_ctx_t *c) {
   wsn_tls_session_t *s = calloc(1, sizeof(*s));
   if (s == NULL) return NULL;
   __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
@@ -767,10 +807,28 @@ wsn_tls_session_t *wsn_tls_session_new(wsn_tls_ctx_t *c,
   ERR_clear_error();
   s->ssl = SSL_new(c->ssl_ctx);
   BIO *bio = s->ssl ? BIO_new(c->bio_method) : NULL;
-  if (bio == NULL) goto fail;
+  if (bio == NULL) {
+    ERR_clear_error();
+    wsn_tls_session_free(s);
+    return NULL;
+  }
   BIO_set_data(bio, s);
   SSL_set_bio(s->ssl, bio, bio); /* one reference, for both directions */
   SSL_set_app_data(s->ssl, s);
+  return s;
+}
+
+wsn_tls_session_t *wsn_tls_session_new_server(wsn_tls_ctx_t *c) {
+  wsn_tls_session_t *s = session_alloc(c);
+  if (s != NULL) SSL_set_accept_state(s->ssl);
+  return s;
+}
+
+wsn_tls_session_t *wsn_tls_session_new(wsn_tls_ctx_t *c,
+                                       const char *servername,
+                                       const char *verify_host) {
+  wsn_tls_session_t *s = session_alloc(c);
+  if (s == NULL) return NULL;
   SSL_set_connect_state(s->ssl);
   if (servername != NULL && servername[0] != '\0' && !is_ip(servername) &&
       SSL_set_tlsext_host_name(s->ssl, servername) != 1)

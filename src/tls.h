@@ -133,6 +133,22 @@ typedef struct {
 wsn_tls_ctx_t *wsn_tls_ctx_new(const wsn_tls_ctx_options_t *opts,
                                wsn_tls_error_t *err);
 
+/*
+ * A server context: the same options (and the same errors, thrown as
+ * Node's tls.createSecureContext throws them) but ca only builds the store
+ * (no client certificate is requested) and reject_unauthorized is unused.
+ * Node's tls server defaults: TLS 1.2 to 1.3, Node's cipher list, ALPN
+ * "http/1.1" chosen when the client offers it (as Node's https server
+ * does; a client offering only other protocols gets no ALPN answer), TLS
+ * 1.3 tickets. No session cache: resumption is by stateless tickets, so an
+ * idle server holds nothing per past client.
+ */
+wsn_tls_ctx_t *wsn_tls_server_ctx_new(const wsn_tls_ctx_options_t *opts,
+                                      wsn_tls_error_t *err);
+
+/* Takes one more reference (a listener holds one while it accepts). */
+void wsn_tls_ctx_ref(wsn_tls_ctx_t *ctx);
+
 /* Drops the creator's reference; the context lives on while sessions use
  * it. */
 void wsn_tls_ctx_release(wsn_tls_ctx_t *ctx);
@@ -168,6 +184,15 @@ enum {
 wsn_tls_session_t *wsn_tls_session_new(wsn_tls_ctx_t *ctx,
                                        const char *servername,
                                        const char *verify_host);
+
+/*
+ * A server session over a server context (which it references): it waits
+ * for the ClientHello (SSL_set_accept_state); feed and read as for a
+ * client. A failed handshake's error is Node's as a tls server reports it
+ * in 'tlsClientError' (plain HTTP: code ERR_SSL_HTTP_REQUEST). Returns NULL
+ * when out of memory.
+ */
+wsn_tls_session_t *wsn_tls_session_new_server(wsn_tls_ctx_t *ctx);
 
 /* Frees the session (and its reference to the context). Sends nothing: call
  * wsn_tls_session_shutdown() first for a close_notify. */

@@ -16,7 +16,9 @@
 // $BENCH_TLS_DIR (S8, wss://): a directory with key.pem and cert.pem (run.js
 // makes a self-signed pair); the server is then Node's https.createServer
 // with `new WebSocketServer({ server })` on it, the way a wss:// server is
-// written with ws (ws-native takes the same code path).
+// written with ws; with $BENCH_TLS_IN_C=1 as well (run.js sets it for the
+// ws-native columns), `new WebSocketServer({ port, tls: { key, cert } })`,
+// ws-native's own wss:// server with TLS in C on its I/O loop.
 
 const fs = require('fs');
 const path = require('path');
@@ -28,7 +30,8 @@ module.exports = function run(lib) {
   const perMessageDeflate = process.env.BENCH_PMD ? JSON.parse(process.env.BENCH_PMD) : false;
   const tlsDir = process.env.BENCH_TLS_DIR;
   let server = null;
-  if (tlsDir) {
+  const tlsInC = tlsDir && process.env.BENCH_TLS_IN_C === '1';
+  if (tlsDir && !tlsInC) {
     server = require('https').createServer({
       key: fs.readFileSync(path.join(tlsDir, 'key.pem')),
       cert: fs.readFileSync(path.join(tlsDir, 'cert.pem'))
@@ -38,9 +41,15 @@ module.exports = function run(lib) {
       process.exit(1);
     });
   }
+  const tls = tlsInC
+    ? {
+        key: fs.readFileSync(path.join(tlsDir, 'key.pem')),
+        cert: fs.readFileSync(path.join(tlsDir, 'cert.pem'))
+      }
+    : undefined;
   const wss = server
     ? new WebSocketServer({ server, perMessageDeflate })
-    : new WebSocketServer({ port, host: '127.0.0.1', perMessageDeflate });
+    : new WebSocketServer({ port, host: '127.0.0.1', perMessageDeflate, tls });
 
   wss.on('connection', (ws) => {
     // A peer resetting its connection must not take the server down.

@@ -1129,6 +1129,117 @@ TEST(garbage_from_server) {
   wsn_tls_ctx_release(ctx);
 }
 
+/* ---- server sessions ---------------------------------------------------- */
+
+/* Moves one session's output into the other's input; returns the reading
+ * side's status. */
+static int pump(wsn_tls_session_t *from, wsn_tls_session_t *to,
+                wsn_buf_t *plain) {
+  wsn_buf_t *out = wsn_tls_session_output(from);
+  int r = wsn_tls_session_input(to, out->base, out->len, plain);
+  wsn_tls_session_output_consume(from, out->len);
+  return r;
+}
+
+static wsn_tls_ctx_t *server_ctx(const cred_t *cred) {
+  wsn_tls_ctx_options_t o = {0};
+  o.cert = cred->cert_pem;
+  o.cert_len = strlen(cred->cert_pem);
+  o.key = cred->key_pem;
+  o.key_len = strlen(cred->key_pem);
+  wsn_tls_error_t err;
+  wsn_tls_ctx_t *ctx = wsn_tls_server_ctx_new(&o, &err);
+  if (ctx == NULL) fprintf(stderr, "  %s: %s\n", err.code, err.message);
+  wsn_tls_error_clear(&err);
+  return ctx;
+}
+
+/* This layer's client against its own server: the handshake (the client
+ * verifies the server's certificate and name), data both ways, ALPN. */
+TEST(server_session_talks_to_client_session) {
+  fixtures();
+  wsn_tls_ctx_t *sctx = server_ctx(&F.ss);
+  ASSERT(sctx != NULL);
+  wsn_tls_ctx_t *cctx = client_ctx(F.ss.cert_pem, 1);
+  wsn_tls_session_t *srv = wsn_tls_session_new_server(sctx);
+  wsn_tls_session_t *cli = wsn_tls_session_new(cctx, "localhost", "localhost");
+  wsn_tls_ctx_release(sctx); /* the session keeps it */
+  ASSERT(srv != NULL && cli != NULL);
+  wsn_buf_t plain = {0};
+  ASSERT_EQ(wsn_tls_session_handshake(cli), WSN_TLS_AGAIN);
+  for (int i = 0; i < 4 && !(wsn_tls_session_handshake_done(cli) &&
+                            wsn_tls_session_handshake_done(srv));
+       i++) {
+    ASSERT_EQ(pump(cli, srv, &plain), WSN_TLS_AGAIN);
+    ASSERT_EQ(pump(srv, cli, &plain), WSN_TLS_AGAIN);
+  }
+  ASSERT(wsn_tls_session_handshake_done(cli));
+  ASSERT(wsn_tls_session_handshake_done(srv));
+  ASSERT_EQ(plain.len, 0);
+  ASSERT_EQ(wsn_tls_session_write(cli, "GET / HTTP/1.1\r\n\r\n", 18),
+            WSN_TLS_OK);
+  ASSERT_EQ(pump(cli, srv, &plain), WSN_TLS_AGAIN);
+  ASSERT_EQ(plain.len, 18);
+  ASSERT(memcmp(plain.base, "GET / HTTP/1.1\r\n\r\n", 18) == 0);
+  plain.len = 0;
+  static uint8_t big[100000];
+  fill(big, sizeof(big), 7);
+  ASSERT_EQ(wsn_tls_session_write(srv, big, sizeof(big)), WSN_TLS_OK);
+  ASSERT_EQ(pump(srv, cli, &plain), WSN_TLS_AGAIN);
+  ASSERT_EQ(plain.len, sizeof(big));
+  ASSERT(memcmp(plain.base, big, sizeof(big)) == 0);
+  plain.len = 0;
+  ASSERT_EQ(wsn_tls_session_shutdown(srv), WSN_TLS_OK);
+  ASSERT_EQ(pump(srv, cli, &plain), WSN_TLS_CLOSED);
+  ASSERT(wsn_tls_session_eof(cli));
+  ASSERT_EQ(ERR_peek_error(), 0);
+  wsn_buf_free(&plain);
+  wsn_tls_session_free(srv);
+  wsn_tls_session_free(cli);
+  wsn_tls_ctx_release(cctx);
+}
+
+/* Plain HTTP to a TLS port fails the handshake with Node's code. */
+TEST(server_session_rejects_plain_http) {
+  fixtures();
+  wsn_tls_ctx_t *sctx = server_ctx(&F.ss);
+  ASSERT(sctx != NULL);
+  wsn_tls_session_t *srv = wsn_tls_session_new_server(sctx);
+  wsn_tls_ctx_release(sctx);
+  wsn_buf_t plain = {0};
+  static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(wsn_tls_session_input(srv, (const uint8_t *)req, sizeof(req) - 1,
+                                  &plain),
+            WSN_TLS_ERROR);
+  ASSERT_EQ(plain.len, 0);
+  const wsn_tls_error_t *e = wsn_tls_session_error(srv);
+  ASSERT(e != NULL && e->message != NULL);
+  ASSERT_STR_EQ(e->code, "ERR_SSL_HTTP_REQUEST");
+  ASSERT_EQ(ERR_peek_error(), 0);
+  wsn_buf_free(&plain);
+  wsn_tls_session_free(srv);
+}
+
+/* A server context takes the same options and fails the same way. */
+TEST(server_context_errors) {
+  fixtures();
+  wsn_tls_ctx_options_t o = {0};
+  o.cert = F.ss.cert_pem;
+  o.cert_len = strlen(F.ss.cert_pem);
+  o.key = F.leaf.key_pem; /* not the certificate's */
+  o.key_len = strlen(F.leaf.key_pem);
+  wsn_tls_error_t err;
+  ASSERT(wsn_tls_server_ctx_new(&o, &err) == NULL);
+  ASSERT_STR_EQ(err.code, "ERR_OSSL_X509_KEY_VALUES_MISMATCH");
+  wsn_tls_error_clear(&err);
+  o.key = "garbage";
+  o.key_len = 7;
+  ASSERT(wsn_tls_server_ctx_new(&o, &err) == NULL);
+  ASSERT_STR_EQ(err.code, "ERR_OSSL_UNSUPPORTED");
+  wsn_tls_error_clear(&err);
+  ASSERT_EQ(ERR_peek_error(), 0);
+}
+
 /* ---- lifetime and memory ------------------------------------------------ */
 
 TEST(context_outlives_its_creator_reference) {
