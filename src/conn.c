@@ -32,6 +32,8 @@ static void on_plaintext(wsn_conn_t *c, uint8_t *p, size_t n);
 static void process_frames(wsn_conn_t *c, uint8_t *buf, size_t len);
 static void unmark_dirty(wsn_loop_t *l, wsn_conn_t *c);
 
+/* ---- events and their bound -------------------------------------- */
+
 /* Whether the connection's events waiting for JS (what was charged,
  * minus what the JS thread credited to its slot) are at the bound: past
  * 4 MiB or at maxBufferedChunks records; with `resume`, whether they are
@@ -102,6 +104,8 @@ size_t wsn_conn_code_message(char *out, size_t cap, const char *code,
   if (n < 0) return 0;
   return (size_t)n >= cap ? cap - 1 : (size_t)n;
 }
+
+/* ---- errors and messages ----------------------------------------- */
 
 static void free_message(wsn_conn_t *c) {
   wsn_buf_free(&c->msg);
@@ -235,6 +239,8 @@ static void post_message(wsn_conn_t *c, const uint8_t *p, size_t n,
     ev->a = flags;
   }
 }
+
+/* ---- reading ----------------------------------------------------- */
 
 /* While JS decides on a handshake (WAIT_JS) the socket is still read, so
  * that the peer's FIN is seen (the connection is then dropped, not held
@@ -393,6 +399,8 @@ static void on_plaintext(wsn_conn_t *c, uint8_t *p, size_t n) {
       break; /* rejecting: input is not used */
   }
 }
+
+/* ---- frames ------------------------------------------------------ */
 
 static void handle_control(wsn_conn_t *c, uint8_t opcode) {
   const uint8_t *p = c->ctrl;
@@ -598,6 +606,8 @@ static void process_frames(wsn_conn_t *c, uint8_t *buf, size_t len) {
     }
   }
 }
+
+/* ---- life: open, commands, close --------------------------------- */
 
 /* Switches to frames and feeds them what followed the head. */
 void wsn_conn_become_open(wsn_conn_t *c) {
