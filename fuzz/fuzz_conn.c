@@ -968,6 +968,16 @@ static void forget_sent(void) {
 }
 
 /* A frame as binding.c builds it for JS's send/ping/pong/close. */
+/* A send callback waits for the bytes counted so far. */
+static void add_ack(void) {
+  ack_t *a = malloc(sizeof(*a));
+  CHECK(a != NULL);
+  a->next = NULL;
+  a->pos = J.counted;
+  *J.acks_tail = a;
+  J.acks_tail = &a->next;
+}
+
 /* ws's send/ping/pong before the open event throw, and after close() call
  * back with an error (sendAfterClose): neither reaches the connection. */
 static int js_can_send(void) {
@@ -989,14 +999,7 @@ static void js_frame(int type, int opcode, const uint8_t *p, size_t n,
   cmd->len = h + n;
   if (want_ack) cmd->flags |= WSN_SEND_WANT_ACK;
   J.counted += cmd->len;
-  if (want_ack) {
-    ack_t *a = malloc(sizeof(*a));
-    CHECK(a != NULL);
-    a->next = NULL;
-    a->pos = J.counted;
-    *J.acks_tail = a;
-    J.acks_tail = &a->next;
-  }
+  if (want_ack) add_ack();
   wsn_conn_t *c = the_conn();
   /* Only a frame the connection will write is expected on the wire. */
   if (c && c->state == WSN_CS_OPEN && !c->close_sent && !c->shut)
@@ -1049,14 +1052,7 @@ static void js_send_external(int opcode, const uint8_t *p, size_t n,
   cmd->len = h + n;
   cmd->flags |= WSN_CMD_EXTERNAL | (want_ack ? WSN_SEND_WANT_ACK : 0);
   J.counted += cmd->len;
-  if (want_ack) {
-    ack_t *a = malloc(sizeof(*a));
-    CHECK(a != NULL);
-    a->next = NULL;
-    a->pos = J.counted;
-    *J.acks_tail = a;
-    J.acks_tail = &a->next;
-  }
+  if (want_ack) add_ack();
   wsn_conn_t *c = the_conn();
   if (c && c->state == WSN_CS_OPEN && !c->close_sent && !c->shut)
     expect_sent((uint8_t)opcode, 0, p, n);
@@ -1074,14 +1070,7 @@ static void js_send_compressed(int opcode, const uint8_t *p, size_t n,
                (want_ack ? WSN_SEND_WANT_ACK : 0);
   cmd->arg = n;
   J.counted += n;
-  if (want_ack) {
-    ack_t *a = malloc(sizeof(*a));
-    CHECK(a != NULL);
-    a->next = NULL;
-    a->pos = J.counted;
-    *J.acks_tail = a;
-    J.acks_tail = &a->next;
-  }
+  if (want_ack) add_ack();
   wsn_conn_t *c = the_conn();
   if (c && c->state == WSN_CS_OPEN && !c->close_sent && !c->shut && c->pmd)
     expect_sent((uint8_t)opcode, 1, p, n);

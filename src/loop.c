@@ -191,15 +191,7 @@ void wsn_loop_push(wsn_loop_t *l, wsn_cmd_t *cmd) {
       uv_async_send(&l->wake);
     return;
   }
-  uv_mutex_lock(&l->cmd_mu);
-  int was_empty = l->cmd_head == NULL;
-  if (l->cmd_tail) l->cmd_tail->next = cmd;
-  else l->cmd_head = cmd;
-  l->cmd_tail = cmd;
-  uv_mutex_unlock(&l->cmd_mu);
-  /* uv_async_send coalesces, but skipping it when a wake is already due
-   * saves an atomic and possibly a syscall per send. */
-  if (was_empty) uv_async_send(&l->wake);
+  wsn_loop_push_list(l, cmd, cmd);
 }
 
 void wsn_loop_push_list(wsn_loop_t *l, wsn_cmd_t *head, wsn_cmd_t *tail) {
@@ -218,6 +210,8 @@ void wsn_loop_push_list(wsn_loop_t *l, wsn_cmd_t *head, wsn_cmd_t *tail) {
   else l->cmd_head = head;
   l->cmd_tail = tail;
   uv_mutex_unlock(&l->cmd_mu);
+  /* uv_async_send coalesces, but skipping it when a wake is already due
+   * saves an atomic and possibly a syscall per push. */
   if (was_empty) uv_async_send(&l->wake);
 }
 
