@@ -19,7 +19,10 @@
  *    ends with CRLFCRLF;
  *  - fed in chunks, the parser gives the same result (code, spans, header
  *    list) as one call over all the bytes;
- *  - find / find_next / has_token stay inside the header list and agree.
+ *  - find / find_next / has_token stay inside the header list and agree;
+ *  - a response's encoding for JS (wsn_http_encode_response) has the size
+ *    its sizing call gave and splits at its NULs into exactly the status,
+ *    minor version, reason and each header's name and value.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -160,6 +163,40 @@ static int valid_code(int rc) {
          rc == WSN_HTTP_E_VERSION;
 }
 
+/* A parsed response head, encoded as the client's OPEN event carries it. */
+static void check_encoding(const wsn_http_head_t *h) {
+  size_t n = wsn_http_encode_response(h, NULL);
+  char *out = malloc(n + 1);
+  CHECK(out != NULL);
+  out[n] = 'x'; /* must stay: nothing is written past n */
+  CHECK(wsn_http_encode_response(h, out) == n);
+  CHECK(out[n] == 'x');
+  CHECK(n >= 3 && out[0] == '0' + h->status / 100 &&
+        out[1] == '0' + h->status / 10 % 10 && out[2] == '0' + h->status % 10);
+  size_t pos = 3;
+  CHECK(out[pos++] == 0);
+  CHECK(out[pos++] == '0' + h->minor_version && out[pos++] == 0);
+  const char *want[2 * WSN_HTTP_MAX_HEADERS + 1];
+  size_t want_len[2 * WSN_HTTP_MAX_HEADERS + 1];
+  size_t k = 0;
+  want[k] = h->reason;
+  want_len[k++] = h->reason_len;
+  for (size_t i = 0; i < h->num_headers; i++) {
+    want[k] = h->headers[i].name;
+    want_len[k++] = h->headers[i].name_len;
+    want[k] = h->headers[i].value;
+    want_len[k++] = h->headers[i].value_len;
+  }
+  for (size_t i = 0; i < k; i++) {
+    const char *nul = memchr(out + pos, 0, n - pos);
+    CHECK(nul != NULL && (size_t)(nul - (out + pos)) == want_len[i]);
+    CHECK(want_len[i] == 0 || memcmp(out + pos, want[i], want_len[i]) == 0);
+    pos += want_len[i] + 1;
+  }
+  CHECK(pos == n);
+  free(out);
+}
+
 static void fuzz_one(parse_fn fn, int is_request, const uint8_t *pat,
                      const uint8_t *data, size_t n) {
   static wsn_http_head_t whole, inc;
@@ -171,6 +208,7 @@ static void fuzz_one(parse_fn fn, int is_request, const uint8_t *pat,
   if (wrc > 0) {
     check_head(wbuf, n, wrc, &whole, is_request);
     check_helpers(&whole);
+    if (!is_request) check_encoding(&whole);
   }
   if (n >= WSN_HTTP_MAX_HEAD_BYTES) CHECK(wrc != WSN_HTTP_INCOMPLETE);
 

@@ -794,18 +794,14 @@ function negotiate(websocket, res) {
  * reads its socket: a listener that does not read stops the reading.
  */
 function makeResponse(head, body, open, websocket) {
-  const text = head.toString('latin1');
-  const lines = text.split('\r\n');
-  const status = /^HTTP\/(\d)\.(\d) (\d{3}) ?(.*)$/.exec(lines[0]) || [];
+  // Parsed by C (wsn_http_encode_response): status, minor version and
+  // reason, then each header's name and value, every field NUL-terminated.
+  const fields = head.toString('latin1').split('\0');
   const rawHeaders = [];
   const headers = {};
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i];
-    if (line === '') continue;
-    const colon = line.indexOf(':');
-    if (colon <= 0) continue;
-    const name = line.slice(0, colon);
-    const value = line.slice(colon + 1).trim();
+  for (let i = 3; i < fields.length - 1; i += 2) {
+    const name = fields[i];
+    const value = fields[i + 1];
     rawHeaders.push(name, value);
     const lower = name.toLowerCase();
     if (lower === 'set-cookie') {
@@ -829,11 +825,11 @@ function makeResponse(head, body, open, websocket) {
   res._bodyPaused = false;
   res.aborted = false;
   res.complete = false;
-  res.statusCode = Number(status[3]);
-  res.statusMessage = status[4] || '';
-  res.httpVersion = status[1] ? `${status[1]}.${status[2]}` : '1.1';
-  res.httpVersionMajor = status[1] ? Number(status[1]) : 1;
-  res.httpVersionMinor = status[2] ? Number(status[2]) : 1;
+  res.statusCode = Number(fields[0]);
+  res.statusMessage = fields[2];
+  res.httpVersion = `1.${fields[1]}`;
+  res.httpVersionMajor = 1;
+  res.httpVersionMinor = Number(fields[1]);
   res.headers = headers;
   res.rawHeaders = rawHeaders;
   res._chunked = null;
@@ -1016,8 +1012,9 @@ function notHttpError(bytes) {
 }
 
 /**
- * The C client's handshake result: the response head (and the first body
- * bytes) with what C found (C.HS_*).
+ * The C client's handshake result: the response head, parsed (and the first
+ * body bytes), with what C found (C.HS_*); an answer that is not HTTP comes
+ * as its bytes.
  */
 function onOpen(websocket, payload, result, headLen) {
   if (websocket._readyState !== WebSocket.CONNECTING || websocket._aborted) {

@@ -259,6 +259,32 @@ const wsn_http_header_t *wsn_http_find_next(const wsn_http_head_t *h,
   return NULL;
 }
 
+/* Appends n bytes and a NUL at out + len (when out is not NULL). */
+static size_t put_field(char *out, size_t len, const char *p, size_t n) {
+  if (out != NULL) {
+    if (n) memcpy(out + len, p, n);
+    out[len + n] = '\0';
+  }
+  return len + n + 1;
+}
+
+size_t wsn_http_encode_response(const wsn_http_head_t *h, char *out) {
+  char num[3];
+  int status = h->status;
+  num[0] = (char)('0' + status / 100 % 10);
+  num[1] = (char)('0' + status / 10 % 10);
+  num[2] = (char)('0' + status % 10);
+  size_t len = put_field(out, 0, num, 3);
+  num[0] = (char)('0' + h->minor_version % 10);
+  len = put_field(out, len, num, 1);
+  len = put_field(out, len, h->reason, h->reason_len);
+  for (size_t i = 0; i < h->num_headers; i++) {
+    len = put_field(out, len, h->headers[i].name, h->headers[i].name_len);
+    len = put_field(out, len, h->headers[i].value, h->headers[i].value_len);
+  }
+  return len;
+}
+
 const wsn_http_header_t *wsn_http_find(const wsn_http_head_t *h,
                                        const char *name) {
   return wsn_http_find_next(h, name, NULL);

@@ -67,6 +67,16 @@ int wsn_http_parse_request(const char *buf, size_t len, size_t prev_len,
 int wsn_http_parse_response(const char *buf, size_t len, size_t prev_len,
                             wsn_http_head_t *out);
 
+/*
+ * A parsed response head as JS takes it (the client's WSN_EV_OPEN): fields
+ * that each end with a NUL, "status\0minor\0reason\0" (status as 3 digits,
+ * minor as 1) then "name\0value\0" for each header in order, names in the
+ * case they came in, values trimmed as parsed. A parsed head holds no NUL.
+ * Returns the encoded length; writes to out only when out is not NULL (a
+ * first call with NULL sizes the buffer).
+ */
+size_t wsn_http_encode_response(const wsn_http_head_t *h, char *out);
+
 /* Case-insensitive header lookup; returns the first match or NULL. */
 const wsn_http_header_t *wsn_http_find(const wsn_http_head_t *h,
                                        const char *name);

@@ -552,4 +552,40 @@ TEST(status_text) {
   ASSERT_EQ(known, 63);
 }
 
+/* ---- the head as the client's OPEN event carries it ---------------------- */
+
+TEST(encode_response) {
+  static const char r[] =
+      "HTTP/1.0 418 I am  a teapot \r\n"
+      "X-Mixed-CASE: \t a  b \t\r\n"
+      "Set-Cookie: a=1\r\n"
+      "X-Empty:\r\n"
+      "X-Latin1: caf\xe9\r\n"
+      "\r\n";
+  static const char want[] =
+      "418\0" "0\0" "I am  a teapot \0"
+      "X-Mixed-CASE\0" "a  b\0"
+      "Set-Cookie\0" "a=1\0"
+      "X-Empty\0" "\0"
+      "X-Latin1\0" "caf\xe9\0";
+  ASSERT_EQ(res(r), sizeof(r) - 1);
+  size_t n = wsn_http_encode_response(&H, NULL);
+  ASSERT_EQ(n, sizeof(want) - 1);
+  char *out = malloc(n);
+  ASSERT(out != NULL);
+  ASSERT_EQ(wsn_http_encode_response(&H, out), n);
+  int same = memcmp(out, want, n) == 0;
+  free(out);
+  ASSERT(same);
+}
+
+TEST(encode_response_no_reason_no_headers) {
+  static const char want[] = "101\0" "1\0" "\0";
+  ASSERT_EQ(res("HTTP/1.1 101\r\n\r\n"), 16);
+  char out[sizeof(want)];
+  ASSERT_EQ(wsn_http_encode_response(&H, NULL), sizeof(want) - 1);
+  ASSERT_EQ(wsn_http_encode_response(&H, out), sizeof(want) - 1);
+  ASSERT(memcmp(out, want, sizeof(want) - 1) == 0);
+}
+
 RUN_TESTS()
