@@ -20,6 +20,8 @@
  *  - fed in chunks, the parser gives the same result (code, spans, header
  *    list) as one call over all the bytes;
  *  - find / find_next / has_token stay inside the header list and agree;
+ *  - the chunked body decoder, over the same bytes, gives the same status
+ *    and data fed in the chunks as in one call, never more data than bytes;
  *  - a response's encoding for JS (wsn_http_encode_response) has the size
  *    its sizing call gave and splits at its NULs into exactly the status,
  *    minor version, reason and each header's name and value.
@@ -257,9 +259,46 @@ static void fuzz_one(parse_fn fn, int is_request, const uint8_t *pat,
   free(wbuf);
 }
 
+/* The same bytes as a chunked body, in one call and in the pattern's
+ * chunks (each an exactly-sized copy, for ASan). */
+static void fuzz_chunked(const uint8_t *pat, const uint8_t *data, size_t n) {
+  wsn_http_chunked_t whole, inc;
+  memset(&whole, 0, sizeof(whole));
+  memset(&inc, 0, sizeof(inc));
+  uint8_t *wbuf = malloc(n ? n : 1);
+  uint8_t *ibuf = malloc(n ? n : 1); /* the data decoded in chunks */
+  CHECK(wbuf != NULL && ibuf != NULL);
+  memcpy(wbuf, data, n);
+  size_t wlen = 0;
+  int wrc = wsn_http_chunked_decode(&whole, wbuf, n, &wlen);
+  CHECK(wrc >= WSN_HTTP_CHUNKED_MORE && wrc <= WSN_HTTP_CHUNKED_BAD);
+  CHECK(wlen <= n);
+  size_t off = 0, ilen = 0, k = 0;
+  int irc = WSN_HTTP_CHUNKED_MORE;
+  while (off < n && irc == WSN_HTTP_CHUNKED_MORE) {
+    size_t c = k >= MAX_CALLS ? n - off : chunk_size(pat[k % 4], n - off);
+    k++;
+    uint8_t *piece = malloc(c);
+    CHECK(piece != NULL);
+    memcpy(piece, data + off, c);
+    size_t got = 0;
+    irc = wsn_http_chunked_decode(&inc, piece, c, &got);
+    CHECK(got <= c);
+    memcpy(ibuf + ilen, piece, got);
+    ilen += got;
+    free(piece);
+    off += c;
+  }
+  CHECK(irc == wrc);
+  CHECK(ilen == wlen && memcmp(ibuf, wbuf, wlen) == 0);
+  free(wbuf);
+  free(ibuf);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 4) return 0;
   fuzz_one(wsn_http_parse_request, 1, data, data + 4, size - 4);
   fuzz_one(wsn_http_parse_response, 0, data, data + 4, size - 4);
+  fuzz_chunked(data, data + 4, size - 4);
   return 0;
 }

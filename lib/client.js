@@ -841,7 +841,7 @@ function makeResponse(head, body, open, websocket) {
         (res.statusCode >= 100 && res.statusCode < 200)) {
       res._remaining = 0;
     } else if (te !== undefined && /(?:^|,)\s*chunked\s*$/i.test(te)) {
-      res._chunked = { state: 0, size: 0, line: '' };
+      res._chunked = Buffer.alloc(C.CHUNKED_STATE_SIZE); // C's decoder state
     } else if (length !== undefined && /^\d+$/.test(length)) {
       res._remaining = Number(length);
     }
@@ -932,51 +932,19 @@ function abortBody(res) {
   res.destroy(err);
 }
 
-// Chunked body decoder states.
-const CH_SIZE = 0; // reading a chunk-size line
-const CH_DATA = 1; // reading chunk data
-const CH_DATA_END = 2; // reading the CRLF after chunk data
-const CH_TRAILER = 3; // reading trailer lines after the last chunk
-
+/**
+ * A chunked body's next bytes, decoded by C (wsn_http_chunked_decode, in a
+ * copy: `buf` may be a view into the event batch). The body ends after its
+ * last chunk and trailers, or where the bytes stop being a chunked body.
+ */
 function pushChunked(res, buf) {
-  const ch = res._chunked;
-  let i = 0;
-  while (i < buf.length && !res._ended) {
-    if (ch.state === CH_DATA) {
-      const n = Math.min(ch.size, buf.length - i);
-      if (!res.push(Buffer.from(buf.subarray(i, i + n)))) pauseBody(res);
-      i += n;
-      ch.size -= n;
-      if (ch.size === 0) ch.state = CH_DATA_END;
-      continue;
-    }
-    // The other states read lines.
-    const lf = buf.indexOf(10, i);
-    const end = lf === -1 ? buf.length : lf + 1;
-    ch.line += buf.toString('latin1', i, end);
-    i = end;
-    if (lf === -1) {
-      if (ch.line.length > 8192) endBody(res); // not HTTP: give up
-      continue;
-    }
-    const line = ch.line.replace(/\r?\n$/, '');
-    ch.line = '';
-    if (ch.state === CH_DATA_END) {
-      ch.state = CH_SIZE;
-    } else if (ch.state === CH_SIZE) {
-      const size = parseInt(line, 16);
-      if (!(size >= 0)) {
-        endBody(res);
-      } else if (size === 0) {
-        ch.state = CH_TRAILER;
-      } else {
-        ch.size = size;
-        ch.state = CH_DATA;
-      }
-    } else if (line === '') {
-      endBody(res); // the empty line after the trailers
-    }
+  const copy = Buffer.from(buf);
+  const r = binding.chunkedDecode(res._chunked, copy);
+  const n = (r - (r % 4)) / 4; // data bytes, now at the front of copy
+  if (n > 0 && !res.push(n === copy.length ? copy : copy.subarray(0, n))) {
+    pauseBody(res);
   }
+  if (r % 4 === C.CHUNKED_END || r % 4 === C.CHUNKED_BAD) endBody(res);
 }
 
 function endBody(res) {

@@ -134,6 +134,29 @@ describe("the body of an 'unexpected-response'", function () {
           });
       }
 
+      it('a chunked body with extensions and trailers, arriving a few ' +
+        'bytes at a time, ends after its trailers', async function () {
+        const body = '5;a=1\r\nhello\r\n' +
+          '10\r\n, chunked world!\r\n' +
+          '1;b\r\n.\r\n' +
+          '0\r\nX-Trailer: yes\r\nX-Other: 2\r\n\r\n';
+        const server = await bodyServer(async (socket) => {
+          socket.write('HTTP/1.1 200 OK\r\nTrailer: X-Trailer\r\n' +
+            'Transfer-Encoding: chunked\r\n\r\n');
+          for (let i = 0; i < body.length && !socket.destroyed; i += 3) {
+            socket.write(body.slice(i, i + 3));
+            await delay(1);
+          }
+          // Left open: the body's end is its last chunk's, not the close.
+        });
+        const ws = client(server.url, options);
+        const [req, res] = await waitFor(ws, 'unexpected-response');
+        const got = await readSlowly(res);
+        assert.equal(got.toString(), 'hello, chunked world!.');
+        assert.equal(res.complete, true);
+        req.destroy();
+      });
+
       it('a listener that starts reading late still gets every byte',
         async function () {
           const server = await bodyServer(framings['Content-Length']);
