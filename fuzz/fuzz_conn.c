@@ -1261,6 +1261,17 @@ static void on_event(const wsn_event_t *ev, const uint8_t *payload) {
   switch (ev->type) {
     case WSN_EV_OPEN:
       CHECK(!J.is_server);
+      if (ev->a != WSN_HS_BAD_RESPONSE) {
+        /* The parsed head (wsn_http_encode_response): status, minor,
+         * reason, then name and value pairs, each ended by a NUL. */
+        size_t nuls = 0;
+        CHECK(ev->b >= 7 && ev->b <= ev->len && payload[ev->b - 1] == 0);
+        for (size_t i = 0; i < ev->b; i++) nuls += payload[i] == 0;
+        CHECK(nuls >= 3 && nuls % 2 == 1);
+        if (ev->a != WSN_HS_NOT_101) CHECK(ev->len == ev->b);
+      } else {
+        CHECK(ev->b == 0);
+      }
       if (ev->a == WSN_HS_OK) {
         J.open = 1;
       } else if (!(ev->a == WSN_HS_NOT_101 && J.keep_raw)) {

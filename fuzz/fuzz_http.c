@@ -19,7 +19,12 @@
  *    ends with CRLFCRLF;
  *  - fed in chunks, the parser gives the same result (code, spans, header
  *    list) as one call over all the bytes;
- *  - find / find_next / has_token stay inside the header list and agree.
+ *  - find / find_next / has_token stay inside the header list and agree;
+ *  - the chunked body decoder, over the same bytes, gives the same status
+ *    and data fed in the chunks as in one call, never more data than bytes;
+ *  - a response's encoding for JS (wsn_http_encode_response) has the size
+ *    its sizing call gave and splits at its NULs into exactly the status,
+ *    minor version, reason and each header's name and value.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -160,6 +165,40 @@ static int valid_code(int rc) {
          rc == WSN_HTTP_E_VERSION;
 }
 
+/* A parsed response head, encoded as the client's OPEN event carries it. */
+static void check_encoding(const wsn_http_head_t *h) {
+  size_t n = wsn_http_encode_response(h, NULL);
+  char *out = malloc(n + 1);
+  CHECK(out != NULL);
+  out[n] = 'x'; /* must stay: nothing is written past n */
+  CHECK(wsn_http_encode_response(h, out) == n);
+  CHECK(out[n] == 'x');
+  CHECK(n >= 3 && out[0] == '0' + h->status / 100 &&
+        out[1] == '0' + h->status / 10 % 10 && out[2] == '0' + h->status % 10);
+  size_t pos = 3;
+  CHECK(out[pos++] == 0);
+  CHECK(out[pos++] == '0' + h->minor_version && out[pos++] == 0);
+  const char *want[2 * WSN_HTTP_MAX_HEADERS + 1];
+  size_t want_len[2 * WSN_HTTP_MAX_HEADERS + 1];
+  size_t k = 0;
+  want[k] = h->reason;
+  want_len[k++] = h->reason_len;
+  for (size_t i = 0; i < h->num_headers; i++) {
+    want[k] = h->headers[i].name;
+    want_len[k++] = h->headers[i].name_len;
+    want[k] = h->headers[i].value;
+    want_len[k++] = h->headers[i].value_len;
+  }
+  for (size_t i = 0; i < k; i++) {
+    const char *nul = memchr(out + pos, 0, n - pos);
+    CHECK(nul != NULL && (size_t)(nul - (out + pos)) == want_len[i]);
+    CHECK(want_len[i] == 0 || memcmp(out + pos, want[i], want_len[i]) == 0);
+    pos += want_len[i] + 1;
+  }
+  CHECK(pos == n);
+  free(out);
+}
+
 static void fuzz_one(parse_fn fn, int is_request, const uint8_t *pat,
                      const uint8_t *data, size_t n) {
   static wsn_http_head_t whole, inc;
@@ -171,6 +210,7 @@ static void fuzz_one(parse_fn fn, int is_request, const uint8_t *pat,
   if (wrc > 0) {
     check_head(wbuf, n, wrc, &whole, is_request);
     check_helpers(&whole);
+    if (!is_request) check_encoding(&whole);
   }
   if (n >= WSN_HTTP_MAX_HEAD_BYTES) CHECK(wrc != WSN_HTTP_INCOMPLETE);
 
@@ -219,9 +259,46 @@ static void fuzz_one(parse_fn fn, int is_request, const uint8_t *pat,
   free(wbuf);
 }
 
+/* The same bytes as a chunked body, in one call and in the pattern's
+ * chunks (each an exactly-sized copy, for ASan). */
+static void fuzz_chunked(const uint8_t *pat, const uint8_t *data, size_t n) {
+  wsn_http_chunked_t whole, inc;
+  memset(&whole, 0, sizeof(whole));
+  memset(&inc, 0, sizeof(inc));
+  uint8_t *wbuf = malloc(n ? n : 1);
+  uint8_t *ibuf = malloc(n ? n : 1); /* the data decoded in chunks */
+  CHECK(wbuf != NULL && ibuf != NULL);
+  memcpy(wbuf, data, n);
+  size_t wlen = 0;
+  int wrc = wsn_http_chunked_decode(&whole, wbuf, n, &wlen);
+  CHECK(wrc >= WSN_HTTP_CHUNKED_MORE && wrc <= WSN_HTTP_CHUNKED_BAD);
+  CHECK(wlen <= n);
+  size_t off = 0, ilen = 0, k = 0;
+  int irc = WSN_HTTP_CHUNKED_MORE;
+  while (off < n && irc == WSN_HTTP_CHUNKED_MORE) {
+    size_t c = k >= MAX_CALLS ? n - off : chunk_size(pat[k % 4], n - off);
+    k++;
+    uint8_t *piece = malloc(c);
+    CHECK(piece != NULL);
+    memcpy(piece, data + off, c);
+    size_t got = 0;
+    irc = wsn_http_chunked_decode(&inc, piece, c, &got);
+    CHECK(got <= c);
+    memcpy(ibuf + ilen, piece, got);
+    ilen += got;
+    free(piece);
+    off += c;
+  }
+  CHECK(irc == wrc);
+  CHECK(ilen == wlen && memcmp(ibuf, wbuf, wlen) == 0);
+  free(wbuf);
+  free(ibuf);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 4) return 0;
   fuzz_one(wsn_http_parse_request, 1, data, data + 4, size - 4);
   fuzz_one(wsn_http_parse_response, 0, data, data + 4, size - 4);
+  fuzz_chunked(data, data + 4, size - 4);
   return 0;
 }

@@ -342,6 +342,15 @@ async function httpAndHandshakeSeeds() {
     seed('fuzz_http', `odd-${name}`, Buffer.from(chunkings[i++ % 4]),
       Buffer.from(h, 'latin1'));
   }
+  /* Chunked bodies (the decoder reads the same bytes). */
+  const chunkedBodies = {
+    plain: '5\r\nhello\r\n1A;ext=1\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\n\r\n',
+    trailers: '3\nabc\n0\nX-T: 1\r\n\r\nafter',
+    bad_size: '2\r\nok\r\n 5\r\nhello\r\n'
+  };
+  for (const [name, b] of Object.entries(chunkedBodies)) {
+    seed('fuzz_http', `chunked-${name}`, Buffer.from(chunkings[i++ % 4]), b);
+  }
   /* first_protocol and accept (mode 3). */
   for (const [name, v] of Object.entries({ proto_list: ' chat, superchat',
     proto_empty: '', sample_key: SAMPLE_KEY, long_key: 'k'.repeat(129) }))

@@ -14,4 +14,23 @@ function limitsOf(opts) {
     opts.maxBufferedChunks | 0];
 }
 
-module.exports = { limitsOf };
+/**
+ * ws's Receiver: allowSynchronousEvents defaults to true when undefined.
+ */
+function allowSyncOption(value) {
+  return value === undefined || !!value;
+}
+
+/**
+ * ws-native only: the bound on bytes waiting to be written (see
+ * _sendBufferFull). Infinity turns it off, as in ws.
+ */
+function setMaxBuffered(websocket, value) {
+  if (value === undefined) return;
+  if (typeof value !== 'number' || !(value >= 0)) {
+    throw new TypeError('The maxBufferedAmount option must be a number >= 0');
+  }
+  websocket._maxBuffered = value;
+}
+
+module.exports = { allowSyncOption, limitsOf, setMaxBuffered };

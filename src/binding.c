@@ -847,6 +847,28 @@ static napi_value pmd_offer_fn(napi_env env, napi_callback_info info) {
   return make_string(env, out);
 }
 
+/* chunkedDecode(state, bytes) -> data length * 4 + WSN_HTTP_CHUNKED_*: the
+ * next bytes of an unexpected response's chunked body, decoded in place (the
+ * data moves to the front of `bytes`). `state` is the body's
+ * wsn_http_chunked_t, kept by JS in a zeroed Buffer of at least its size. */
+static napi_value chunked_decode_fn(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  CHECK(get_args(env, info, 2, argv) == 0 ? napi_ok : napi_generic_failure);
+  const uint8_t *st, *data;
+  size_t st_len, len;
+  if (get_bytes(env, argv[0], &st, &st_len) != 0 ||
+      st_len < sizeof(wsn_http_chunked_t) ||
+      get_bytes(env, argv[1], &data, &len) != 0)
+    return throw_error(env, "chunkedDecode: bad arguments");
+  /* Copied in and out: a Buffer's bytes need not be aligned for it. */
+  wsn_http_chunked_t ch;
+  memcpy(&ch, st, sizeof(ch));
+  size_t out = 0;
+  int r = wsn_http_chunked_decode(&ch, (uint8_t *)data, len, &out);
+  memcpy((uint8_t *)st, &ch, sizeof(ch));
+  return make_number(env, (double)out * 4 + r);
+}
+
 /* pmdNegotiate(options, value, isServer) -> [result, headerOrMessage,
  * setup, params]. Server: result WSN_PMD_OK (header = the response value),
  * WSN_PMD_NONE, or < 0 (message = ws's 400 text). Client: checks the 101's
@@ -1424,6 +1446,9 @@ static napi_value make_constants(napi_env env) {
   set_number(env, c, "HS_BAD_UPGRADE", WSN_HS_BAD_UPGRADE);
   set_number(env, c, "HS_BAD_ACCEPT", WSN_HS_BAD_ACCEPT);
   set_number(env, c, "HS_BAD_RESPONSE", WSN_HS_BAD_RESPONSE);
+  set_number(env, c, "CHUNKED_END", WSN_HTTP_CHUNKED_END);
+  set_number(env, c, "CHUNKED_BAD", WSN_HTTP_CHUNKED_BAD);
+  set_number(env, c, "CHUNKED_STATE_SIZE", sizeof(wsn_http_chunked_t));
   napi_create_object(env, &errors);
 #define ERR(name, code, ctor, prefix, msg, close)                        \
   do {                                                                  \
@@ -1468,6 +1493,7 @@ static napi_value init(napi_env env, napi_value exports) {
       FN("pmdNegotiate", pmd_negotiate_fn), FN("tlsContext", tls_context_fn),
       FN("tlsServerContext", tls_server_context_fn),
       FN("sockopt", sockopt_fn),
+      FN("chunkedDecode", chunked_decode_fn),
 #undef FN
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

@@ -67,17 +67,34 @@ void wsn_client_handshake(wsn_conn_t *c, const uint8_t *data, size_t n) {
       }
     }
   }
+  /* JS gets the head parsed (wsn_http_encode_response), for the response
+   * object of its 'upgrade' or 'unexpected-response'; for an unexpected
+   * response, whatever body bytes came with the head follow it. A response
+   * that is not HTTP goes as its bytes: JS words Node's parse error from
+   * them. */
+  uint8_t *payload = c->hs.base;
+  size_t post_len = c->hs.len;
+  size_t enc_len = 0;
+  if (result != WSN_HS_BAD_RESPONSE) {
+    size_t body = result == WSN_HS_NOT_101 ? c->hs.len - head_len : 0;
+    enc_len = wsn_http_encode_response(head, NULL);
+    payload = malloc(enc_len + body);
+    if (payload == NULL) {
+      free(head);
+      wsn_conn_destroy(c);
+      return;
+    }
+    wsn_http_encode_response(head, (char *)payload);
+    if (body) memcpy(payload + enc_len, c->hs.base + head_len, body);
+    post_len = enc_len + body;
+  }
   free(head);
-  /* For an unexpected response, whatever body bytes came with the head are
-   * passed on too. */
-  size_t post_len = result == WSN_HS_NOT_101 ? c->hs.len : head_len;
-  /* A response that is not HTTP: JS words Node's parse error from it. */
-  if (result == WSN_HS_BAD_RESPONSE) post_len = c->hs.len;
   post_addresses(c);
-  wsn_event_t *ev = wsn_conn_post(c, WSN_EV_OPEN, c->hs.base, post_len);
+  wsn_event_t *ev = wsn_conn_post(c, WSN_EV_OPEN, payload, post_len);
+  if (payload != c->hs.base) free(payload);
   if (ev) {
     ev->a = result;
-    ev->b = (uint32_t)head_len;
+    ev->b = (uint32_t)enc_len;
   }
   c->announced = 1;
   free(c->key);

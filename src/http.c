@@ -259,6 +259,99 @@ const wsn_http_header_t *wsn_http_find_next(const wsn_http_head_t *h,
   return NULL;
 }
 
+/* Appends n bytes and a NUL at out + len (when out is not NULL). */
+static size_t put_field(char *out, size_t len, const char *p, size_t n) {
+  if (out != NULL) {
+    if (n) memcpy(out + len, p, n);
+    out[len + n] = '\0';
+  }
+  return len + n + 1;
+}
+
+size_t wsn_http_encode_response(const wsn_http_head_t *h, char *out) {
+  char num[3];
+  int status = h->status;
+  num[0] = (char)('0' + status / 100 % 10);
+  num[1] = (char)('0' + status / 10 % 10);
+  num[2] = (char)('0' + status % 10);
+  size_t len = put_field(out, 0, num, 3);
+  num[0] = (char)('0' + h->minor_version % 10);
+  len = put_field(out, len, num, 1);
+  len = put_field(out, len, h->reason, h->reason_len);
+  for (size_t i = 0; i < h->num_headers; i++) {
+    len = put_field(out, len, h->headers[i].name, h->headers[i].name_len);
+    len = put_field(out, len, h->headers[i].value, h->headers[i].value_len);
+  }
+  return len;
+}
+
+/* wsn_http_chunked_t.state */
+enum { CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER, CH_END, CH_BAD };
+
+static int hex_value(uint8_t c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+int wsn_http_chunked_decode(wsn_http_chunked_t *ch, uint8_t *buf, size_t len,
+                            size_t *out_len) {
+  size_t i = 0, o = 0;
+  while (i < len && ch->state < CH_END) {
+    if (ch->state == CH_DATA) {
+      size_t n = len - i;
+      if (n > ch->size) n = (size_t)ch->size;
+      if (o != i) memmove(buf + o, buf + i, n);
+      o += n;
+      i += n;
+      ch->size -= n;
+      if (ch->size == 0) ch->state = CH_DATA_END;
+      continue;
+    }
+    /* The other states read lines, a byte at a time. */
+    uint8_t c = buf[i++];
+    if (c != '\n') {
+      if (++ch->line > WSN_HTTP_CHUNKED_MAX_LINE) {
+        ch->state = CH_BAD;
+        break;
+      }
+      ch->last = c;
+      if (ch->state == CH_SIZE && ch->digits <= 1) {
+        int v = hex_value(c);
+        if (v < 0) {
+          /* Past the digits: extensions (or the CR) are not looked at. A
+           * line that starts so has no size. */
+          ch->digits = ch->digits == 1 ? 2 : 3;
+        } else if (ch->size > ((UINT64_C(1) << 53) - (uint64_t)v) / 16) {
+          ch->state = CH_BAD;
+          break;
+        } else {
+          ch->size = ch->size * 16 + (uint64_t)v;
+          ch->digits = 1;
+        }
+      }
+      continue;
+    }
+    /* A line ended. Empty: nothing before its LF but a CR. */
+    int empty = ch->line == 0 || (ch->line == 1 && ch->last == '\r');
+    ch->line = 0;
+    if (ch->state == CH_DATA_END) {
+      ch->state = CH_SIZE;
+    } else if (ch->state == CH_SIZE) {
+      if (ch->digits != 1 && ch->digits != 2) ch->state = CH_BAD;
+      else ch->state = ch->size == 0 ? CH_TRAILER : CH_DATA;
+      ch->digits = 0;
+    } else if (empty) {
+      ch->state = CH_END; /* the empty line after the trailers */
+    }
+  }
+  *out_len = o;
+  return ch->state == CH_END   ? WSN_HTTP_CHUNKED_END
+         : ch->state == CH_BAD ? WSN_HTTP_CHUNKED_BAD
+                               : WSN_HTTP_CHUNKED_MORE;
+}
+
 const wsn_http_header_t *wsn_http_find(const wsn_http_head_t *h,
                                        const char *name) {
   return wsn_http_find_next(h, name, NULL);

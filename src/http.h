@@ -67,6 +67,50 @@ int wsn_http_parse_request(const char *buf, size_t len, size_t prev_len,
 int wsn_http_parse_response(const char *buf, size_t len, size_t prev_len,
                             wsn_http_head_t *out);
 
+/*
+ * A parsed response head as JS takes it (the client's WSN_EV_OPEN): fields
+ * that each end with a NUL, "status\0minor\0reason\0" (status as 3 digits,
+ * minor as 1) then "name\0value\0" for each header in order, names in the
+ * case they came in, values trimmed as parsed. A parsed head holds no NUL.
+ * Returns the encoded length; writes to out only when out is not NULL (a
+ * first call with NULL sizes the buffer).
+ */
+size_t wsn_http_encode_response(const wsn_http_head_t *h, char *out);
+
+/*
+ * A chunked body (Transfer-Encoding: chunked) being decoded, for the body of
+ * a client's unexpected response. Zeroed to start. Bytes come as they
+ * arrive, in any split. A chunk-size line is hex digits (at least one) and
+ * whatever follows them up to its LF (extensions, a CR): ignored; the line
+ * after a chunk's data is skipped whatever it holds; after the last chunk
+ * (size 0), trailer lines are skipped up to an empty one, which ends the
+ * body. A line longer than WSN_HTTP_CHUNKED_MAX_LINE, a size line with no
+ * digit or a size past 2^53 (what JS numbers count) makes the body bad.
+ */
+#define WSN_HTTP_CHUNKED_MAX_LINE 8192
+
+typedef struct {
+  uint64_t size;  /* data bytes left in the chunk being read */
+  uint32_t line;  /* bytes of the line being read, so far */
+  uint8_t state;  /* internal: what is being read */
+  uint8_t digits; /* size line: 1 in its digits, 2 past them, 3 none */
+  uint8_t last;   /* the line's last byte so far */
+} wsn_http_chunked_t;
+
+enum {
+  WSN_HTTP_CHUNKED_MORE = 0, /* all bytes used: more of the body to come */
+  WSN_HTTP_CHUNKED_END = 1,  /* the body ended (bytes after it not looked at) */
+  WSN_HTTP_CHUNKED_BAD = 2   /* not a chunked body: stop there */
+};
+
+/*
+ * Decodes buf[0, len) in place: the chunks' data moves to the front of buf,
+ * *out_len says how much. Returns a WSN_HTTP_CHUNKED_* value; once END or
+ * BAD, later calls return it again with no data.
+ */
+int wsn_http_chunked_decode(wsn_http_chunked_t *ch, uint8_t *buf, size_t len,
+                            size_t *out_len);
+
 /* Case-insensitive header lookup; returns the first match or NULL. */
 const wsn_http_header_t *wsn_http_find(const wsn_http_head_t *h,
                                        const char *name);

@@ -185,7 +185,9 @@ typedef enum {
   WSN_EV_SERVER_CLOSED,
   WSN_EV_CONNECTION,    /* b=server slot, c=server id; payload: see server.c */
   WSN_EV_HANDSHAKE,     /* like CONNECTION; JS answers ACCEPT or REJECT */
-  WSN_EV_OPEN,          /* client: a=check result; payload: response head */
+  WSN_EV_OPEN,          /* client: a=check result, b=head length; payload:
+                         * the parsed head (wsn_http_encode_response), then
+                         * any body bytes; not HTTP: the bytes as they came */
   WSN_EV_MESSAGE,       /* a=flags (WSN_MSG_*); payload or external */
   WSN_EV_PING,
   WSN_EV_PONG,

@@ -265,7 +265,7 @@ function basic(credentials) {
   return 'Basic ' + Buffer.from(credentials).toString('base64');
 }
 
-/** ws-native only: which way the handshake went (see lib/websocket.js). */
+/** ws-native only: which way the handshake went (see lib/client.js). */
 function assertPath(ws, pathName) {
   if (!isNative) return;
   // The C client's ws._socket is lib/socket.js's, not a net.Socket.

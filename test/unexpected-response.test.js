@@ -134,6 +134,29 @@ describe("the body of an 'unexpected-response'", function () {
           });
       }
 
+      it('a chunked body with extensions and trailers, arriving a few ' +
+        'bytes at a time, ends after its trailers', async function () {
+        const body = '5;a=1\r\nhello\r\n' +
+          '10\r\n, chunked world!\r\n' +
+          '1;b\r\n.\r\n' +
+          '0\r\nX-Trailer: yes\r\nX-Other: 2\r\n\r\n';
+        const server = await bodyServer(async (socket) => {
+          socket.write('HTTP/1.1 200 OK\r\nTrailer: X-Trailer\r\n' +
+            'Transfer-Encoding: chunked\r\n\r\n');
+          for (let i = 0; i < body.length && !socket.destroyed; i += 3) {
+            socket.write(body.slice(i, i + 3));
+            await delay(1);
+          }
+          // Left open: the body's end is its last chunk's, not the close.
+        });
+        const ws = client(server.url, options);
+        const [req, res] = await waitFor(ws, 'unexpected-response');
+        const got = await readSlowly(res);
+        assert.equal(got.toString(), 'hello, chunked world!.');
+        assert.equal(res.complete, true);
+        req.destroy();
+      });
+
       it('a listener that starts reading late still gets every byte',
         async function () {
           const server = await bodyServer(framings['Content-Length']);
@@ -257,3 +280,88 @@ describe("the body of an 'unexpected-response'", function () {
     });
   }
 });
+
+// The response object's head, as Node's parser gives it to ws: the status
+// line's parts, header names in their case in rawHeaders and lower case in
+// headers, repeated ones joined (Set-Cookie kept as a list), values trimmed
+// of spaces and tabs only. The C client gets these fields parsed by C.
+describe("the head of an 'unexpected-response' or 'upgrade' response",
+  function () {
+    afterEach(() => cleanup.run());
+
+    const HEAD = 'X-Mixed-CASE: \t a  b \t\r\n' +
+      'Set-Cookie: a=1\r\n' +
+      'set-cookie: b=2\r\n' +
+      'X-Dup: 1\r\n' +
+      'x-dup: 2\r\n' +
+      'X-Latin1: caf\xe9\r\n' +
+      // A no-break space (latin1 0xa0) is not whitespace to HTTP.
+      'X-Nbsp: \xa0x\xa0\r\n' +
+      'X-Empty:\r\n';
+    const RAW = [
+      'X-Mixed-CASE', 'a  b',
+      'Set-Cookie', 'a=1',
+      'set-cookie', 'b=2',
+      'X-Dup', '1',
+      'x-dup', '2',
+      'X-Latin1', 'caf\xe9',
+      'X-Nbsp', '\xa0x\xa0',
+      'X-Empty', ''
+    ];
+    const HEADERS = {
+      'x-mixed-case': 'a  b',
+      'set-cookie': ['a=1', 'b=2'],
+      'x-dup': '1, 2',
+      'x-latin1': 'caf\xe9',
+      'x-nbsp': '\xa0x\xa0',
+      'x-empty': ''
+    };
+
+    for (const [pathName, options] of PATHS) {
+      it(`${pathName}: status line and headers of an unexpected response`,
+        async function () {
+          const server = await bodyServer((socket) => {
+            socket.end(Buffer.from('HTTP/1.0 418 I am  a teapot \r\n' + HEAD +
+              'Content-Length: 2\r\n\r\nhi', 'latin1'));
+          });
+          const ws = client(server.url, options);
+          const [req, res] = await waitFor(ws, 'unexpected-response');
+          assert.equal(res.statusCode, 418);
+          assert.equal(res.statusMessage, 'I am  a teapot ');
+          assert.equal(res.httpVersion, '1.0');
+          assert.equal(res.httpVersionMajor, 1);
+          assert.equal(res.httpVersionMinor, 0);
+          assert.deepEqual(res.rawHeaders, [...RAW, 'Content-Length', '2']);
+          assert.deepEqual({ ...res.headers },
+            { ...HEADERS, 'content-length': '2' });
+          const body = await readSlowly(res);
+          assert.equal(body.toString(), 'hi');
+          req.destroy();
+        });
+
+      it(`${pathName}: an empty reason, and the 'upgrade' response of a ` +
+        '101 with a wrong Sec-WebSocket-Accept', async function () {
+        const server = await bodyServer((socket) => {
+          socket.write(Buffer.from('HTTP/1.1 101\r\n' +
+            'Upgrade: websocket\r\nConnection: Upgrade\r\n' +
+            'Sec-WebSocket-Accept: wrong\r\n' + HEAD + '\r\n', 'latin1'));
+        });
+        const ws = client(server.url, options);
+        // Emitted on the next tick after 'upgrade': before this function
+        // would resume from awaiting it.
+        const errored = waitFor(ws, 'error');
+        const [res] = await waitFor(ws, 'upgrade');
+        assert.equal(res.statusCode, 101);
+        assert.equal(res.statusMessage, '');
+        assert.equal(res.httpVersion, '1.1');
+        assert.equal(res.httpVersionMinor, 1);
+        assert.deepEqual(res.rawHeaders, ['Upgrade', 'websocket',
+          'Connection', 'Upgrade', 'Sec-WebSocket-Accept', 'wrong', ...RAW]);
+        assert.deepEqual({ ...res.headers }, { upgrade: 'websocket',
+          connection: 'Upgrade', 'sec-websocket-accept': 'wrong',
+          ...HEADERS });
+        const [err] = await errored;
+        assert.equal(err.message, 'Invalid Sec-WebSocket-Accept header');
+      });
+    }
+  });

@@ -552,4 +552,138 @@ TEST(status_text) {
   ASSERT_EQ(known, 63);
 }
 
+/* ---- the head as the client's OPEN event carries it ---------------------- */
+
+TEST(encode_response) {
+  static const char r[] =
+      "HTTP/1.0 418 I am  a teapot \r\n"
+      "X-Mixed-CASE: \t a  b \t\r\n"
+      "Set-Cookie: a=1\r\n"
+      "X-Empty:\r\n"
+      "X-Latin1: caf\xe9\r\n"
+      "\r\n";
+  static const char want[] =
+      "418\0" "0\0" "I am  a teapot \0"
+      "X-Mixed-CASE\0" "a  b\0"
+      "Set-Cookie\0" "a=1\0"
+      "X-Empty\0" "\0"
+      "X-Latin1\0" "caf\xe9\0";
+  ASSERT_EQ(res(r), sizeof(r) - 1);
+  size_t n = wsn_http_encode_response(&H, NULL);
+  ASSERT_EQ(n, sizeof(want) - 1);
+  char *out = malloc(n);
+  ASSERT(out != NULL);
+  ASSERT_EQ(wsn_http_encode_response(&H, out), n);
+  int same = memcmp(out, want, n) == 0;
+  free(out);
+  ASSERT(same);
+}
+
+TEST(encode_response_no_reason_no_headers) {
+  static const char want[] = "101\0" "1\0" "\0";
+  ASSERT_EQ(res("HTTP/1.1 101\r\n\r\n"), 16);
+  char out[sizeof(want)];
+  ASSERT_EQ(wsn_http_encode_response(&H, NULL), sizeof(want) - 1);
+  ASSERT_EQ(wsn_http_encode_response(&H, out), sizeof(want) - 1);
+  ASSERT(memcmp(out, want, sizeof(want) - 1) == 0);
+}
+
+/* ---- chunked bodies -------------------------------------------------------- */
+
+/* Decodes s (n bytes) fed `step` bytes at a time (0: all at once), the data
+ * into out; returns the last status. */
+static int chunked(const char *s, size_t n, size_t step, char *out,
+                   size_t *out_len) {
+  wsn_http_chunked_t ch;
+  memset(&ch, 0, sizeof(ch));
+  uint8_t piece[64];
+  size_t off = 0;
+  int r = WSN_HTTP_CHUNKED_MORE;
+  *out_len = 0;
+  while (off < n && r == WSN_HTTP_CHUNKED_MORE) {
+    size_t k = step && step < n - off ? step : n - off;
+    if (k > sizeof(piece)) k = sizeof(piece);
+    memcpy(piece, s + off, k);
+    size_t got = 0;
+    r = wsn_http_chunked_decode(&ch, piece, k, &got);
+    memcpy(out + *out_len, piece, got);
+    *out_len += got;
+    off += k;
+  }
+  return r;
+}
+
+TEST(chunked_body) {
+  static const char body[] =
+      "5\r\nhello\r\n"
+      "1A;name=value\r\n" "abcdefghijklmnopqrstuvwxyz\r\n"
+      "0\r\n"
+      "Trailer: x\r\n"
+      "\r\n"
+      "ignored after the end";
+  const size_t n = sizeof(body) - 1;
+  char out[64];
+  size_t got;
+  for (size_t step = 0; step <= 7; step++) {
+    ASSERT_EQ(chunked(body, n, step, out, &got), WSN_HTTP_CHUNKED_END);
+    ASSERT_EQ(got, 31);
+    ASSERT(memcmp(out, "helloabcdefghijklmnopqrstuvwxyz", 31) == 0);
+  }
+  /* LF-only line ends, and no trailers. */
+  ASSERT_EQ(chunked("3\nabc\n0\n\n", 10, 0, out, &got), WSN_HTTP_CHUNKED_END);
+  ASSERT_EQ(got, 3);
+  ASSERT(memcmp(out, "abc", 3) == 0);
+  /* Not yet ended. */
+  ASSERT_EQ(chunked("3\r\nab", 5, 1, out, &got), WSN_HTTP_CHUNKED_MORE);
+  ASSERT_EQ(got, 2);
+  ASSERT_EQ(chunked("0\r\n", 3, 0, out, &got), WSN_HTTP_CHUNKED_MORE);
+  ASSERT_EQ(got, 0);
+}
+
+TEST(chunked_end_is_final) {
+  wsn_http_chunked_t ch;
+  memset(&ch, 0, sizeof(ch));
+  uint8_t b[] = "0\r\n\r\n1\r\nx\r\n";
+  size_t got = 99;
+  ASSERT_EQ(wsn_http_chunked_decode(&ch, b, sizeof(b) - 1, &got),
+            WSN_HTTP_CHUNKED_END);
+  ASSERT_EQ(got, 0);
+  ASSERT_EQ(wsn_http_chunked_decode(&ch, b, sizeof(b) - 1, &got),
+            WSN_HTTP_CHUNKED_END);
+  ASSERT_EQ(got, 0);
+}
+
+TEST(chunked_bad) {
+  char out[64];
+  size_t got;
+  /* A size line without a digit (a leading space, a sign, nothing). */
+  ASSERT_EQ(chunked("zz\r\n", 4, 0, out, &got), WSN_HTTP_CHUNKED_BAD);
+  ASSERT_EQ(chunked(" 5\r\nhello", 9, 0, out, &got), WSN_HTTP_CHUNKED_BAD);
+  ASSERT_EQ(chunked("-5\r\n", 4, 0, out, &got), WSN_HTTP_CHUNKED_BAD);
+  ASSERT_EQ(chunked("\r\n", 2, 0, out, &got), WSN_HTTP_CHUNKED_BAD);
+  /* Data decoded before the bad line is kept. */
+  ASSERT_EQ(chunked("2\r\nok\r\nx\r\n", 10, 3, out, &got),
+            WSN_HTTP_CHUNKED_BAD);
+  ASSERT_EQ(got, 2);
+  ASSERT(memcmp(out, "ok", 2) == 0);
+  /* 2^53 is the largest size; one more is bad. */
+  ASSERT_EQ(chunked("20000000000000\r\n", 16, 0, out, &got),
+            WSN_HTTP_CHUNKED_MORE);
+  ASSERT_EQ(chunked("20000000000001\r\n", 16, 0, out, &got),
+            WSN_HTTP_CHUNKED_BAD);
+  ASSERT_EQ(chunked("ffffffffffffffffffff\r\n", 22, 5, out, &got),
+            WSN_HTTP_CHUNKED_BAD);
+  /* A line that never ends. */
+  wsn_http_chunked_t ch;
+  memset(&ch, 0, sizeof(ch));
+  uint8_t ext[WSN_HTTP_CHUNKED_MAX_LINE];
+  memset(ext, 'a', sizeof(ext));
+  ext[0] = '1';
+  ext[1] = ';';
+  ASSERT_EQ(wsn_http_chunked_decode(&ch, ext, sizeof(ext), &got),
+            WSN_HTTP_CHUNKED_MORE);
+  uint8_t one = 'a';
+  ASSERT_EQ(wsn_http_chunked_decode(&ch, &one, 1, &got), WSN_HTTP_CHUNKED_BAD);
+}
+
 RUN_TESTS()
