@@ -18,7 +18,8 @@
 #       Merges each target's working corpus and seeds into a minimal set
 #       that reaches every edge they reach (libFuzzer -set_cover_merge=1
 #       -use_counters=0; --counters: -merge=1, which also keeps inputs for
-#       new hit counts) and makes that the seeds, fuzz/corpus/<target>/.
+#       new hit counts) and makes that the seeds, fuzz/corpus/<target>/;
+#       named seeds there (regression inputs, hand-made ones) are kept.
 #
 # Each target fuzzes its working corpus fuzz/work/<target>/corpus/ (a copy of
 # fuzz/corpus/<target>/ the first time, then kept and grown between runs),
@@ -364,8 +365,21 @@ cmd_minimize() {
     fi
     after=$(find "$fuzz/corpus/$t" -type f 2>/dev/null | wc -l)
     mkdir -p "$fuzz/corpus/$t"
-    find "$fuzz/corpus/$t" -maxdepth 1 -type f -delete
-    cp "$new"/* "$fuzz/corpus/$t/"
+    # Seeds with a name (regression inputs of fixed findings, hand-made
+    # ones) stay; the hash-named ones (libFuzzer names an input by its
+    # SHA-1) are replaced by the merge's, leaving out what a named seed
+    # already holds.
+    find "$fuzz/corpus/$t" -maxdepth 1 -type f -regextype posix-extended \
+      -regex '.*/[0-9a-f]{40}' -delete
+    local named
+    named=$(find "$fuzz/corpus/$t" -maxdepth 1 -type f -exec sha1sum {} + |
+      cut -d' ' -f1)
+    for f in "$new"/*; do
+      if ! grep -qx "$(basename "$f")" <<<"$named"; then
+        cp "$f" "$fuzz/corpus/$t/"
+      fi
+    done
+    files=$(find "$fuzz/corpus/$t" -type f | wc -l)
     rm -rf "$new"
     kb=$(dir_kb "$fuzz/corpus/$t")
     echo "$t: fuzz/corpus/$t now $files files, $kb KB (was $after files; merged from $before)"
