@@ -26,17 +26,17 @@ plant() {
       from='if (c->auto_pong && !c->close_sent && !c->terminating) {'
       to='if (c->auto_pong && !c->terminating) {' ;;
     uncounted-frame)
-      from='      outbox_push(c, cmd);
+      from='      wsn_outbox_push(c, cmd);
       return;
     case WSN_CMD_CLOSE:'
       to='      cmd->flags |= WSN_CMD_OWN_FRAME;
-      outbox_push(c, cmd);
+      wsn_outbox_push(c, cmd);
       return;
     case WSN_CMD_CLOSE:' ;;
     leaked-message)
-      from='  outbox_free(c);
+      from='  wsn_outbox_free(c);
   free_message(c);'
-      to='  outbox_free(c);' ;;
+      to='  wsn_outbox_free(c);' ;;
     *) echo "unknown bug: $1" >&2; return 2 ;;
   esac
   FROM=$from TO=$to node -e '
@@ -71,7 +71,9 @@ for bug in $bugs; do
   if ls "$tmp/art/" | grep -q .; then
     runs=$(grep -oE '^#[0-9]+' "$tmp/log" | tr -d '#' | tail -n1)
     why=$(grep -m1 -E 'check failed|ERROR: (AddressSanitizer|LeakSanitizer)|runtime error' "$tmp/log")
-    echo "$bug: caught after ${runs:-?} runs: $why"
+    # No status line yet: caught while the seeds were replayed.
+    if [ -z "$runs" ]; then echo "$bug: caught by a seed: $why"
+    else echo "$bug: caught after $runs runs: $why"; fi
   else
     echo "$bug: MISSED in $secs s"
     missed=1
