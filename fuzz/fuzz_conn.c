@@ -978,6 +978,20 @@ static void add_ack(void) {
   J.acks_tail = &a->next;
 }
 
+/* JS counted `counted` bytes for this command (bufferedAmount) and may wait
+ * for them; the frame is expected on the wire only if the connection will
+ * write it (compressed ones only once deflate was agreed). */
+static void js_push(wsn_cmd_t *cmd, uint64_t counted, int want_ack,
+                    int opcode, int compressed, const uint8_t *p, size_t n) {
+  J.counted += counted;
+  if (want_ack) add_ack();
+  wsn_conn_t *c = the_conn();
+  if (c && c->state == WSN_CS_OPEN && !c->close_sent && !c->shut &&
+      (!compressed || c->pmd))
+    expect_sent((uint8_t)opcode, compressed, p, n);
+  push(cmd);
+}
+
 /* ws's send/ping/pong before the open event throw, and after close() call
  * back with an error (sendAfterClose): neither reaches the connection. */
 static int js_can_send(void) {
@@ -998,13 +1012,7 @@ static void js_frame(int type, int opcode, const uint8_t *p, size_t n,
   else if (n) memcpy(cmd->data + h, p, n);
   cmd->len = h + n;
   if (want_ack) cmd->flags |= WSN_SEND_WANT_ACK;
-  J.counted += cmd->len;
-  if (want_ack) add_ack();
-  wsn_conn_t *c = the_conn();
-  /* Only a frame the connection will write is expected on the wire. */
-  if (c && c->state == WSN_CS_OPEN && !c->close_sent && !c->shut)
-    expect_sent((uint8_t)opcode, 0, p, n);
-  push(cmd);
+  js_push(cmd, cmd->len, want_ack, opcode, 0, p, n);
 }
 
 /* A large Buffer a server sends as it is (WSN_CMD_EXTERNAL): the payload
@@ -1051,12 +1059,7 @@ static void js_send_external(int opcode, const uint8_t *p, size_t n,
   cmd->off = sizeof(x);
   cmd->len = h + n;
   cmd->flags |= WSN_CMD_EXTERNAL | (want_ack ? WSN_SEND_WANT_ACK : 0);
-  J.counted += cmd->len;
-  if (want_ack) add_ack();
-  wsn_conn_t *c = the_conn();
-  if (c && c->state == WSN_CS_OPEN && !c->close_sent && !c->shut)
-    expect_sent((uint8_t)opcode, 0, p, n);
-  push(cmd);
+  js_push(cmd, cmd->len, want_ack, opcode, 0, p, n);
 }
 
 static void js_send_compressed(int opcode, const uint8_t *p, size_t n,
@@ -1069,12 +1072,7 @@ static void js_send_compressed(int opcode, const uint8_t *p, size_t n,
                ((uint32_t)opcode << WSN_SEND_OPCODE_SHIFT) |
                (want_ack ? WSN_SEND_WANT_ACK : 0);
   cmd->arg = n;
-  J.counted += n;
-  if (want_ack) add_ack();
-  wsn_conn_t *c = the_conn();
-  if (c && c->state == WSN_CS_OPEN && !c->close_sent && !c->shut && c->pmd)
-    expect_sent((uint8_t)opcode, 1, p, n);
-  push(cmd);
+  js_push(cmd, n, want_ack, opcode, 1, p, n);
 }
 
 static void js_close(int code, const uint8_t *reason, size_t rlen) {
