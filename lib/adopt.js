@@ -1,5 +1,9 @@
 'use strict';
 
+// Module bindings, not the globals: `Buffer` and `process` are accessor
+// properties of globalThis, a getter call on every use in a hot path.
+const { Buffer } = require('buffer');
+
 // Moving a socket that Node's http server accepted to the I/O loop, after
 // JS answered the upgrade (DESIGN.md, "Sockets that Node already owns").
 //

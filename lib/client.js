@@ -1,5 +1,10 @@
 'use strict';
 
+// Module bindings, not the globals: `Buffer` and `process` are accessor
+// properties of globalThis, a getter call on every use in a hot path.
+const { Buffer } = require('buffer');
+const process = require('process');
+
 // The client side of a WebSocket (moved here from lib/websocket.js): the
 // opening handshake with its options, the request (the C client's or
 // Node's), redirects, and the response of an 'upgrade' or an

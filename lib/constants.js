@@ -1,5 +1,9 @@
 'use strict';
 
+// Module bindings, not the globals: `Buffer` and `process` are accessor
+// properties of globalThis, a getter call on every use in a hot path.
+const { Buffer } = require('buffer');
+
 // Names and defaults shared by the JS layer, as ws 8 defines them.
 const BINARY_TYPES = ['nodebuffer', 'arraybuffer', 'fragments'];
 const hasBlob = typeof Blob !== 'undefined';

@@ -1,5 +1,10 @@
 'use strict';
 
+// Module bindings, not the globals: `Buffer` and `process` are accessor
+// properties of globalThis, a getter call on every use in a hot path.
+const { Buffer } = require('buffer');
+const process = require('process');
+
 // Loads the addon and owns the one path by which C talks to JS: a batch of
 // event records, dispatched here to the object registered for each id.
 // Nothing starts (no thread, no loop) until the first server or client.
@@ -118,6 +123,9 @@ function dispatch(buf, externals, end) {
   let ext = 0;
   let firstError;
   let failed = false;
+  let pool = null;
+  let poolStart = 0;
+  let poolEnd = 0;
   while (off < end) {
     const type = view.getUint32(off + OFF_TYPE, true);
     const slot = view.getUint32(off + OFF_SLOT, true);
@@ -137,11 +145,29 @@ function dispatch(buf, externals, end) {
       // pings makes no garbage.
       payload = EMPTY;
       off = start;
+    } else if (len <= POOLED_MAX) {
+      // Copied out, as the next batch reuses `buf`: small payloads in
+      // chunks of up to 8 KiB of the batch (records included), each payload
+      // a view of its chunk. A kept message pins at most its chunk, as one
+      // from Buffer.allocUnsafe pins Node's 8 KiB pool; one bulk copy per
+      // chunk instead of a copy per message.
+      if (start + len > poolEnd) {
+        const n = Math.max(len, Math.min(end - start, POOL_CHUNK));
+        const chunk = Buffer.allocUnsafeSlow(n);
+        buf.copy(chunk, 0, start, start + n);
+        pool = chunk.buffer; // its own ArrayBuffer, at offset 0
+        poolStart = start;
+        poolEnd = start + n;
+      }
+      // (Buffer.from(arrayBuffer, ...) makes a view at half the cost of
+      // subarray, which goes through the species constructor.)
+      payload = Buffer.from(pool, start - poolStart, len);
+      off = start + ((len + 7) & ~7);
     } else {
-      // Copied out: the next batch reuses `buf`, and a view would also
-      // keep the whole batch alive for as long as a listener keeps this one
-      // payload. Small copies come from Node's 8 KiB pool.
-      payload = copyOf(buf, start, len);
+      // A larger payload gets a copy of its own, so that keeping it pins
+      // only its bytes, not the rest of the batch.
+      payload = Buffer.allocUnsafe(len);
+      buf.copy(payload, 0, start, start + len);
       off = start + ((len + 7) & ~7);
     }
     const id = gen * SLOT_SCALE + slot;
@@ -163,18 +189,9 @@ function dispatch(buf, externals, end) {
 }
 
 const EMPTY = Buffer.alloc(0);
-
-function copyOf(buf, start, len) {
-  const copy = Buffer.allocUnsafe(len);
-  if (len <= 64) {
-    // Small payloads (the common chat or echo message): a loop is cheaper
-    // than buf.copy, which makes a second typed array to copy from.
-    for (let i = 0; i < len; i++) copy[i] = buf[start + i];
-  } else {
-    buf.copy(copy, 0, start, start + len);
-  }
-  return copy;
-}
+// Payloads up to POOLED_MAX bytes are views of a copied chunk of the batch.
+const POOLED_MAX = 1024;
+const POOL_CHUNK = 8192;
 
 function rethrow(err) {
   throw err;

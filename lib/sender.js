@@ -1,5 +1,9 @@
 'use strict';
 
+// Module bindings, not the globals: `Buffer` and `process` are accessor
+// properties of globalThis, a getter call on every use in a hot path.
+const { Buffer } = require('buffer');
+
 // ws's Sender class, for code that uses it directly. The one use that
 // matters is socket.io's frame-once broadcast: its adapter frames a message
 // once with Sender.frame() and engine.io hands the same frame to every

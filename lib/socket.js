@@ -1,5 +1,9 @@
 'use strict';
 
+// Module bindings, not the globals: `Buffer` and `process` are accessor
+// properties of globalThis, a getter call on every use in a hot path.
+const process = require('process');
+
 // ws._socket for connections whose socket the I/O loop owns (C clients and
 // `{ port }` servers): the part of a net.Socket that third-party code uses
 // on ws's socket (addresses, setKeepAlive, setNoDelay, setTimeout,

@@ -1,5 +1,9 @@
 'use strict';
 
+// Module bindings, not the globals: `Buffer` and `process` are accessor
+// properties of globalThis, a getter call on every use in a hot path.
+const process = require('process');
+
 // createWebSocketStream(ws, options): a WebSocket as a Duplex stream, with
 // ws 8's semantics (ws/lib/stream.js):
 //

@@ -1,5 +1,9 @@
 'use strict';
 
+// Module bindings, not the globals: `Buffer` and `process` are accessor
+// properties of globalThis, a getter call on every use in a hot path.
+const { Buffer } = require('buffer');
+
 // The `_sender` of a ws-native WebSocket (ws's `websocket._sender`): a
 // Sender whose frames go to the WebSocket's C connection, so that
 // socket.io's pre-encoded broadcast (engine.io calls

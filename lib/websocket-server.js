@@ -1,5 +1,10 @@
 'use strict';
 
+// Module bindings, not the globals: `Buffer` and `process` are accessor
+// properties of globalThis, a getter call on every use in a hot path.
+const { Buffer } = require('buffer');
+const process = require('process');
+
 // WebSocketServer with ws 8's surface. Three ways to get connections, as in
 // ws:
 // - `{ port }`: the listening socket, the HTTP upgrade and every connection

@@ -1,5 +1,10 @@
 'use strict';
 
+// Module bindings, not the globals: `Buffer` and `process` are accessor
+// properties of globalThis, a getter call on every use in a hot path.
+const { Buffer } = require('buffer');
+const process = require('process');
+
 // The WebSocket class with ws 8's surface. The protocol runs in C (see
 // src/conn.c); this file checks arguments, keeps readyState and
 // bufferedAmount, and turns native events into ws's events, in ws's order.
@@ -410,24 +415,28 @@ class WebSocket extends EventEmitter {
       sendAfterClose(this, data, cb);
       return;
     }
-    const opts = {
-      binary: typeof data !== 'string',
-      mask: !this._isServer,
-      fin: true,
-      ...options
-    };
-    let opcode = opts.binary ? 2 : 1;
+    // ws spreads `options` over its defaults ({ binary, mask, compress,
+    // fin, ...options }): an own property wins, even an undefined one. A
+    // plain clone and `in` read the same at half the cost of that spread
+    // (the hot path of every echo).
+    const o = { ...options };
+    const binary = 'binary' in o ? o.binary : typeof data !== 'string';
+    const mask = 'mask' in o ? o.mask : !this._isServer;
+    const fin = 'fin' in o ? o.fin : true;
+    const compress = 'compress' in o ? o.compress : true;
+    let opcode = binary ? 2 : 1;
     if (data === undefined || data === null) data = EMPTY_BUFFER;
     if (!this._firstFragment) {
       opcode = 0;
     } else if (this._compressEnabled) {
       // ws's Sender: the first fragment decides for the whole message.
-      this._compressing = opts.compress !== false &&
+      // ws reads `compress` for truth: 0, null or undefined send plain.
+      this._compressing = !!compress &&
         (this._compressThreshold === 0 ||
           byteLengthOf(data) >= this._compressThreshold);
     }
-    this._firstFragment = !!opts.fin;
-    let flags = (opts.fin ? C.SEND_FIN : 0) | (opts.mask ? C.SEND_MASK : 0);
+    this._firstFragment = !!fin;
+    let flags = (fin ? C.SEND_FIN : 0) | (mask ? C.SEND_MASK : 0);
     if (this._compressEnabled && this._compressing) {
       flags |= C.SEND_COMPRESS;
       // The loop thread compresses bytes.

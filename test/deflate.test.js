@@ -484,6 +484,27 @@ describe('permessage-deflate', function () {
       assert.deepEqual(got, [text, text]);
     });
 
+    it('options are spread over the defaults: an own undefined `compress` or `binary` wins', async function () {
+      // ws builds { binary, mask, compress: true, fin: true, ...options }
+      // and reads `compress` for truth: undefined (present) or 0 send plain,
+      // an absent one compresses; `binary: undefined` sends text.
+      const { ws, reader } = await openRaw({ perMessageDeflate: true });
+      const text = UTF8_TEXT.repeat(10);
+      ws.send(text, { compress: undefined });
+      ws.send(text, { compress: 0 });
+      ws.send(Buffer.from(text), { binary: undefined, compress: false });
+      ws.send(Buffer.from(text), {});
+      const frames = [];
+      for (let i = 0; i < 4; i++) frames.push(await reader.next());
+      assert.deepEqual(frames.map((f) => [f.opcode, f.rsv1]), [
+        [OP.TEXT, false],
+        [OP.TEXT, false],
+        [OP.TEXT, false],
+        [OP.BINARY, true]
+      ]);
+      assert.equal(frames[2].payload.toString(), text);
+    });
+
     it('a fragmented message: RSV1 on the first frame only, one deflate stream over the fragments', async function () {
       const { ws, reader } = await openRaw({ perMessageDeflate: true });
       const parts = [UTF8_TEXT.repeat(5), 'middle part', UTF8_TEXT.repeat(3)];
