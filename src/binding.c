@@ -60,6 +60,9 @@ typedef struct {
   int turn_flush_queued;  /* a microtask will push them */
   napi_ref queue_microtask; /* globalThis.queueMicrotask */
   napi_ref turn_flush;      /* the native function it is given */
+  /* JS thread: small records the loop recycled, for the next frames
+   * (wsn_loop_cmd_small). */
+  wsn_cmd_t *spares;
 } wsn_binding_t;
 
 /* A turn's commands leave early past these (a long synchronous loop of
@@ -507,6 +510,7 @@ static void finalize_binding(napi_env env, void *data, void *hint) {
   }
   if (b->main_mode && b->async_ctx) napi_async_destroy(env, b->async_ctx);
   wsn_buf_free(&b->endings);
+  wsn_loop_spares_free(b->spares);
   free(b);
 }
 
@@ -1207,7 +1211,7 @@ static wsn_cmd_t *build_frame(napi_env env, wsn_binding_t *b, wsn_id_t id,
     if (units > 4096 &&
         napi_get_value_string_utf8(env, data, NULL, 0, &cap) != napi_ok)
       return NULL;
-    cmd = wsn_cmd_new(type, id, 14 + cap + 1);
+    cmd = wsn_loop_cmd_small(&b->loop, &b->spares, type, id, 14 + cap + 1);
     if (cmd == NULL) return NULL;
     size_t n = 0;
     napi_get_value_string_utf8(env, data, (char *)cmd->data + 14, cap + 1, &n);
@@ -1259,7 +1263,7 @@ static wsn_cmd_t *build_frame(napi_env env, wsn_binding_t *b, wsn_id_t id,
     *frame_len = h + n;
     return cmd;
   }
-  cmd = wsn_cmd_new(type, id, 14 + n);
+  cmd = wsn_loop_cmd_small(&b->loop, &b->spares, type, id, 14 + n);
   if (cmd == NULL) return NULL;
   *frame_len = finish_frame(b, cmd, n, opcode, flags, 0, n ? p : NULL);
   return cmd;

@@ -34,6 +34,9 @@ wsn_cmd_t *wsn_cmd_new(uint32_t type, wsn_id_t id, size_t cap) {
   return cmd;
 }
 
+/* How many recycled records each list keeps at most (x 160 bytes). */
+#define WSN_CMD_SPARE_MAX 1024u
+
 void wsn_cmd_free(wsn_loop_t *l, wsn_cmd_t *cmd) {
   if (cmd->flags & WSN_CMD_EXTERNAL) {
     wsn_event_t *ev = wsn_loop_post(l, WSN_EV_RELEASE, 0, NULL, 0);
@@ -42,7 +45,59 @@ void wsn_cmd_free(wsn_loop_t *l, wsn_cmd_t *cmd) {
       l->batch_releases++;
     }
   }
+  if ((cmd->flags & WSN_CMD_POOLED) && !l->stopping &&
+      l->spare_local_n < WSN_CMD_SPARE_MAX) {
+    cmd->next = l->spare_local;
+    if (l->spare_local == NULL) l->spare_local_tail = cmd;
+    l->spare_local = cmd;
+    l->spare_local_n++;
+    return;
+  }
   free(cmd);
+}
+
+void wsn_loop_spares_free(wsn_cmd_t *spares) {
+  while (spares) {
+    wsn_cmd_t *next = spares->next;
+    free(spares);
+    spares = next;
+  }
+}
+
+wsn_cmd_t *wsn_loop_cmd_small(wsn_loop_t *l, wsn_cmd_t **spares,
+                              uint32_t type, wsn_id_t id, size_t cap) {
+  if (cap > WSN_CMD_POOL_CAP) return wsn_cmd_new(type, id, cap);
+  if (*spares == NULL) {
+    if (!l->threaded) {
+      /* Main-loop mode: the loop's list is this thread's. */
+      *spares = l->spare_local;
+      l->spare_local = l->spare_local_tail = NULL;
+      l->spare_local_n = 0;
+    } else if (atomic_load_explicit(&l->spare_shared_n,
+                                    memory_order_relaxed) > 0) {
+      uv_mutex_lock(&l->cmd_mu);
+      *spares = l->spare_shared;
+      l->spare_shared = NULL;
+      atomic_store_explicit(&l->spare_shared_n, 0, memory_order_relaxed);
+      uv_mutex_unlock(&l->cmd_mu);
+    }
+  }
+  wsn_cmd_t *cmd = *spares;
+  if (cmd) {
+    *spares = cmd->next;
+  } else {
+    cmd = malloc(sizeof(*cmd) + WSN_CMD_POOL_CAP);
+    if (cmd == NULL) return NULL;
+  }
+  cmd->next = NULL;
+  cmd->id = id;
+  cmd->type = (uint16_t)type;
+  cmd->pongs = 0;
+  cmd->flags = WSN_CMD_POOLED;
+  cmd->arg = 0;
+  cmd->off = 0;
+  cmd->len = cap;
+  return cmd;
 }
 
 wsn_event_t *wsn_loop_post(wsn_loop_t *l, uint32_t type, wsn_id_t id,
@@ -264,6 +319,17 @@ static void drain_commands(wsn_loop_t *l, int all) {
     wsn_cmd_t *cmd = l->cmd_head;
     wsn_cmd_t *last = l->cmd_tail;
     l->cmd_head = l->cmd_tail = NULL;
+    /* The records written since the last drain go to JS's next sends. */
+    uint32_t shared = atomic_load_explicit(&l->spare_shared_n,
+                                           memory_order_relaxed);
+    if (l->spare_local && shared < WSN_CMD_SPARE_MAX) {
+      l->spare_local_tail->next = l->spare_shared;
+      l->spare_shared = l->spare_local;
+      atomic_store_explicit(&l->spare_shared_n, shared + l->spare_local_n,
+                            memory_order_relaxed);
+      l->spare_local = l->spare_local_tail = NULL;
+      l->spare_local_n = 0;
+    }
     uv_mutex_unlock(&l->cmd_mu);
     if (cmd == NULL) return;
     unsigned n = 0;
@@ -487,6 +553,9 @@ void wsn_loop_destroy(wsn_loop_t *l) {
   free(l->stop_cmd);
   l->stop_cmd = NULL;
   wsn_slots_destroy(&l->slots);
+  wsn_loop_spares_free(l->spare_local);
+  wsn_loop_spares_free(l->spare_shared);
+  l->spare_local = l->spare_local_tail = l->spare_shared = NULL;
   uv_mutex_destroy(&l->cmd_mu);
   uv_mutex_destroy(&l->ev_mu);
 }

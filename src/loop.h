@@ -70,6 +70,11 @@ typedef enum {
 /* binding.c sends payloads at least this large that way. */
 #define WSN_SEND_EXTERNAL_MIN (64 * 1024)
 #define WSN_SEND_OPCODE_SHIFT 16
+/* A record of the loop's recycled size (WSN_CMD_POOL_CAP bytes of data,
+ * wsn_loop_cmd_small): wsn_cmd_free keeps it for reuse instead of freeing
+ * it. Any other free() of it is still right: it is an ordinary block. */
+#define WSN_CMD_POOLED 256u
+#define WSN_CMD_POOL_CAP 112
 
 /* permessage-deflate for a connection: what was agreed (or, for a client
  * the loop connects, what was offered: `offered`), and the options. */
@@ -113,6 +118,14 @@ static inline wsn_cmd_ext_t wsn_cmd_ext(const wsn_cmd_t *cmd) {
  * then goes with the JS environment). */
 struct wsn_loop_s;
 void wsn_cmd_free(struct wsn_loop_s *l, wsn_cmd_t *cmd);
+
+/* JS thread: a record for `cap` <= WSN_CMD_POOL_CAP bytes, from `*spares`
+ * (the caller's private list, refilled from the loop's recycled records)
+ * or malloc; larger ones as wsn_cmd_new. wsn_loop_spares_free frees such a
+ * private list. */
+wsn_cmd_t *wsn_loop_cmd_small(struct wsn_loop_s *l, wsn_cmd_t **spares,
+                              uint32_t type, wsn_id_t id, size_t cap);
+void wsn_loop_spares_free(wsn_cmd_t *spares);
 
 /* ws 8.23.1's per-connection limits on what a peer can make us hold; 0
  * turns one off (ws reads them with `| 0` and tests `> 0`). */
@@ -268,6 +281,15 @@ typedef struct wsn_loop_s {
   /* Command queue (both threads; mu). */
   uv_mutex_t cmd_mu;
   wsn_cmd_t *cmd_head, *cmd_tail;
+  /* Small records written and done with, for JS's next sends (an echo's
+   * frame would otherwise cost a malloc on one thread and a free on the
+   * other per message). The loop keeps them in `spare_local` and hands
+   * them to `spare_shared` (cmd_mu) when it drains commands; JS takes
+   * that list whole. Each list is bounded (WSN_CMD_SPARE_MAX). */
+  wsn_cmd_t *spare_local, *spare_local_tail;
+  uint32_t spare_local_n;
+  wsn_cmd_t *spare_shared;
+  _Atomic uint32_t spare_shared_n;
 
   /* Events: `batch` is private to the loop; `published` is shared (ev_mu)
    * and taken whole by JS. `spare` is a returned batch kept for reuse. */

@@ -40,7 +40,7 @@ void wsn_outbox_push(wsn_conn_t *c, wsn_cmd_t *cmd) {
 static void plain_free(wsn_conn_t *c) {
   while (c->plain_head) {
     wsn_cmd_t *next = c->plain_head->next;
-    free(c->plain_head);
+    wsn_cmd_free(c->loop, c->plain_head);
     c->plain_head = next;
   }
   c->plain_tail = NULL;
@@ -433,7 +433,7 @@ wsn_cmd_t *wsn_outbox_inline(wsn_conn_t *c, wsn_cmd_t *cmd) {
   }
   memcpy(copy->data, cmd->data + cmd->off, h);
   memcpy(copy->data + h, x.base, x.len);
-  copy->flags = cmd->flags & ~WSN_CMD_EXTERNAL;
+  copy->flags = cmd->flags & ~(WSN_CMD_EXTERNAL | WSN_CMD_POOLED);
   copy->arg = cmd->arg;
   wsn_cmd_free(c->loop, cmd);
   return copy;
