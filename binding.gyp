@@ -12,6 +12,7 @@
         "src/deflate.c",
         "src/frame.c",
         "src/handshake.c",
+        "src/heartbeat.c",
         "src/http.c",
         "src/loop.c",
         "src/outbox.c",

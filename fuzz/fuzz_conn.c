@@ -34,7 +34,8 @@
  *   c4: the Nth fallible call (allocation or libuv) fails; 0: none.
  *   c5: bit 0 the client connects to a name; bit 1 the lookup fails; bit 2
  *       the first address refuses the connect; bits 3-4 the server listens
- *       on 127.0.0.1, every address, a name, or ::1.
+ *       on 127.0.0.1, every address, a name, or ::1; bit 5 idleTimeout
+ *       (1 s: the script's time steps cross it); bit 6 sendPings.
  *
  * Invariants, checked after every step (CHECK aborts with the line):
  *  - nothing at all is written after our close frame, nor after our FIN;
@@ -788,7 +789,13 @@ static void wire_message_check(uint8_t opcode, const uint8_t *p, size_t n,
     CHECK(s != NULL && s->opcode == opcode && s->compressed == compressed &&
           s->len == n && (n == 0 || memcmp(s->data, p, n) == 0));
   } else {
-    /* A frame C made itself: only an auto-pong answering a ping. */
+    /* A frame C made itself: only an auto-pong answering a ping, or the
+     * heartbeat's ping (src/heartbeat.c). */
+    if (opcode == WSN_OP_PING) {
+      CHECK(J.limits.idle_timeout_ms != 0 && J.limits.send_pings);
+      CHECK(n == 13 && memcmp(p, "wsn-heartbeat", 13) == 0);
+      return;
+    }
     CHECK(opcode == WSN_OP_PONG);
     CHECK(!J.no_auto_pong);
     CHECK(n <= 125);
@@ -1653,6 +1660,8 @@ static void setup(const uint8_t c[6]) {
   R.first_refuses = (c[5] >> 2) & 1;
   J.by_name = c[5] & 1;
   J.listen_host = (c[5] >> 3) & 3;
+  J.limits.idle_timeout_ms = ((c[5] >> 5) & 1) ? 1000 : 0;
+  J.limits.send_pings = (c[5] >> 6) & 1;
   J.expect_close_code = -1;
   J.acks_tail = &J.acks;
   J.sent_tail = &J.sent;

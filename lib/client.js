@@ -23,7 +23,13 @@ const util = require('util');
 const { binding, C, ensureStarted, register, unregister, retain, release } =
   require('./native');
 const { adoptSocket } = require('./adopt');
-const { allowSyncOption, limitsOf, setMaxBuffered } = require('./limits');
+const {
+  allowSyncOption,
+  checkFlowOptions,
+  limitsOf,
+  setHighWaterMark,
+  setMaxBuffered
+} = require('./limits');
 const {
   NativeSocket,
   addressesOf,
@@ -229,6 +235,9 @@ function initAsClient(websocket, address, protocols, options) {
   websocket._allowSync = allowSyncOption(opts.allowSynchronousEvents);
   websocket._closeTimeout = opts.closeTimeout;
   setMaxBuffered(websocket, opts.maxBufferedAmount);
+  // ws-native only: backpressure and heartbeat (docs/flow-control.md).
+  checkFlowOptions(opts);
+  setHighWaterMark(websocket, opts.highWaterMark);
 
   if (!protocolVersions.includes(opts.protocolVersion)) {
     throw new RangeError(

@@ -26,7 +26,7 @@ const { binding, C, ensureStarted, register, unregister, retain, release } =
 const { GUID, CLOSE_TIMEOUT } = require('./constants');
 const { adoptSocket } = require('./adopt');
 const { addressesOf, forwardSocket } = require('./socket');
-const { limitsOf } = require('./limits');
+const { checkFlowOptions, limitsOf } = require('./limits');
 const pmd = require('./pmd');
 const WebSocket = require('./websocket');
 
@@ -91,6 +91,9 @@ class WebSocketServer extends EventEmitter {
     }
     if (options.perMessageDeflate === true) options.perMessageDeflate = {};
     pmd.pmdOptions(options.perMessageDeflate); // throws on bad values
+    // ws-native only: highWaterMark, idleTimeout, sendPings
+    // (docs/flow-control.md).
+    checkFlowOptions(options);
 
     if (options.clientTracking) {
       this.clients = new Set();
@@ -103,6 +106,10 @@ class WebSocketServer extends EventEmitter {
     this.options = new Proxy(options, {
       set: (target, key, value) => {
         if (key === 'perMessageDeflate') pmd.pmdOptions(value);
+        if (key === 'highWaterMark' || key === 'idleTimeout' ||
+            key === 'sendPings') {
+          checkFlowOptions({ [key]: value });
+        }
         target[key] = value;
         this._settingsChanged();
         return true;

@@ -16,7 +16,12 @@ const util = require('util');
 
 const { binding, C, register, unregister, retain, release } =
   require('./native');
-const { allowSyncOption, setMaxBuffered } = require('./limits');
+const {
+  DEFAULT_HIGH_WATER_MARK,
+  allowSyncOption,
+  setHighWaterMark,
+  setMaxBuffered
+} = require('./limits');
 const { NativeSocket } = require('./socket');
 const WebSocketSender = require('./websocket-sender');
 const {
@@ -143,6 +148,7 @@ class WebSocket extends EventEmitter {
     } else if (options) {
       if (options.autoPong === false) this._autoPong = false;
       setMaxBuffered(this, options.maxBufferedAmount);
+      setHighWaterMark(this, options.highWaterMark);
       if (!allowSyncOption(options.allowSynchronousEvents)) {
         this._allowSync = false;
       }
@@ -174,6 +180,14 @@ class WebSocket extends EventEmitter {
 
   get extensions() {
     return Object.keys(this._extensions).join();
+  }
+
+  /**
+   * ws-native only: a send() returned false and 'drain' has not come yet
+   * (Writable's writableNeedDrain).
+   */
+  get writableNeedDrain() {
+    return this._needDrain;
   }
 
   get isPaused() {
@@ -365,7 +379,10 @@ class WebSocket extends EventEmitter {
         this._maxBuffered && this._sendBufferFull(cb)) {
       return;
     }
-    this._sent += binding.sendFrame(this._id, list, cb ? C.SEND_ACK : 0);
+    let size = 0;
+    for (const buf of list) size += buf.byteLength;
+    const ack = cb || this._ackForDrain(size);
+    this._sent += binding.sendFrame(this._id, list, ack ? C.SEND_ACK : 0);
     if (cb) addCallback(this, [this._sent, cb]);
   }
 
@@ -413,7 +430,7 @@ class WebSocket extends EventEmitter {
     if (typeof data === 'number') data = data.toString();
     if (this.readyState !== WebSocket.OPEN) {
       sendAfterClose(this, data, cb);
-      return;
+      return false;
     }
     // ws spreads `options` over its defaults ({ binary, mask, compress,
     // fin, ...options }): an own property wins, even an undefined one. A
@@ -443,6 +460,47 @@ class WebSocket extends EventEmitter {
       if (typeof data === 'string') data = Buffer.from(data);
     }
     this._queue(toSendable(data), opcode, flags, cb);
+    return this._sendResult();
+  }
+
+  /**
+   * ws-native's backpressure: send()'s return value, as Writable.write()'s:
+   * false once bufferedAmount has reached the high-water mark, and until
+   * 'drain' (docs/flow-control.md).
+   *
+   * @private
+   */
+  _sendResult() {
+    if (this._needDrain) return false;
+    if (this._readyState !== WebSocket.OPEN) return false;
+    // A cheap upper bound first (_written may be stale); the recount
+    // decides.
+    if (this._sent + this._blobBytes - Math.min(this._written,
+      this._turnBase < 0 ? this._sent : this._turnBase) <
+        this._highWaterMark) {
+      return true;
+    }
+    if (this.bufferedAmount < this._highWaterMark) return true;
+    this._needDrain = true;
+    return false;
+  }
+
+  /**
+   * Before sending a frame of at most `size` bytes: whether C must report
+   * when it is written, for 'drain'. Yes while a 'drain' is due (the last
+   * such report finds everything written), and for the send that may reach
+   * the high-water mark; otherwise no report, and no event per send.
+   *
+   * @private
+   */
+  _ackForDrain(size) {
+    if (this._needDrain) return true;
+    const base = this._sent + size + this._blobBytes - this._highWaterMark;
+    if (base < Math.min(this._written, this._turnBase)) return false;
+    // _written may be stale (nothing refreshes it on a connection whose
+    // bufferedAmount nobody reads): recount before asking C for a report.
+    this._refreshWritten();
+    return base >= Math.min(this._written, this._turnBase);
   }
 
   /** @private */
@@ -477,6 +535,11 @@ class WebSocket extends EventEmitter {
     const sock = this._ns !== null && this._ns._wantAck(typeof data ===
       'string' ? data.length * 3 : data.byteLength) ? this._ns : null;
     if (sock !== null) flags |= C.SEND_ACK;
+    // A frame is at most its payload (3 bytes a UTF-16 unit) + 14.
+    if (this._ackForDrain((typeof data === 'string' ? data.length * 3
+      : data.byteLength) + 14)) {
+      flags |= C.SEND_ACK;
+    }
     if (cb) {
       flags |= C.SEND_ACK;
       // ws writes a frame at once unless its socket still holds earlier
@@ -651,6 +714,12 @@ class WebSocket extends EventEmitter {
         if (c > this._written) this._written = c;
         this._runCallbacks();
         if (this._ns !== null) this._ns._onWritten();
+        // Writable's 'drain': once everything queued is written.
+        if (this._needDrain && this._written >= this._sent &&
+            this._blobBytes === 0 && this._readyState === WebSocket.OPEN) {
+          this._needDrain = false;
+          this.emit('drain');
+        }
         return;
       case C.EV_CLOSE_FRAME:
         this._closeFrameReceived = true;
@@ -807,7 +876,11 @@ for (const [name, value] of Object.entries({
   _allowSync: true,
   _maxBuffered: DEFAULT_MAX_BUFFERED,
   _url: undefined,
-  _closeTimeout: CLOSE_TIMEOUT
+  _closeTimeout: CLOSE_TIMEOUT,
+  // Backpressure (docs/flow-control.md), for clients too: an instance
+  // gets its own only when it differs.
+  _highWaterMark: DEFAULT_HIGH_WATER_MARK,
+  _needDrain: false
 })) {
   Object.defineProperty(WebSocket.prototype, name,
     { configurable: true, writable: true, value });

@@ -599,14 +599,16 @@ static int usable(napi_env env, wsn_binding_t *b) {
 
 /* ---- servers ----------------------------------------------------------- */
 
-/* [maxPendingAutoPongs, maxFragments, maxBufferedChunks], each already
- * `| 0`-ed by JS as ws does; <= 0 turns that limit off. */
+/* [maxPendingAutoPongs, maxFragments, maxBufferedChunks, idleTimeout in
+ * ms, sendPings (1/0)], each already `| 0`-ed (the first three, as ws does)
+ * or validated by JS (lib/limits.js); <= 0 turns that limit off. */
 static void get_limits(napi_env env, napi_value arr, wsn_limits_t *l) {
   memset(l, 0, sizeof(*l));
-  uint32_t *f[3] = {&l->max_pending_pongs, &l->max_fragments,
-                    &l->max_buffered_chunks};
+  uint32_t *f[5] = {&l->max_pending_pongs, &l->max_fragments,
+                    &l->max_buffered_chunks, &l->idle_timeout_ms,
+                    &l->send_pings};
   napi_value v;
-  for (uint32_t i = 0; i < 3; i++) {
+  for (uint32_t i = 0; i < 5; i++) {
     if (napi_get_element(env, arr, i, &v) != napi_ok) continue;
     double d = get_double(env, v, 0);
     *f[i] = d > 0 && d <= UINT32_MAX ? (uint32_t)d : 0;

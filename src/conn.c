@@ -368,6 +368,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     else wsn_conn_destroy(c); /* ws swallows socket errors: close 1006 */
     return;
   }
+  wsn_conn_heartbeat_read(c);
   if (c->tls) tls_read(c, (const uint8_t *)buf->base, (size_t)nread);
   else on_plaintext(c, (uint8_t *)buf->base, (size_t)nread);
 }
@@ -425,6 +426,8 @@ static void handle_control(wsn_conn_t *c, uint8_t opcode) {
      * that cannot be posted. */
     if (wsn_conn_post(c, WSN_EV_PING, p, n) == NULL) wsn_conn_destroy(c);
   } else if (opcode == WSN_OP_PONG) {
+    /* The answer to the heartbeat's ping is C's business, not JS's. */
+    if (wsn_conn_heartbeat_pong(c, p, n)) return;
     if (wsn_conn_post(c, WSN_EV_PONG, p, n) == NULL) wsn_conn_destroy(c);
   } else {
     uint32_t code, arg;
@@ -612,6 +615,7 @@ static void process_frames(wsn_conn_t *c, uint8_t *buf, size_t len) {
 /* Switches to frames and feeds them what followed the head. */
 void wsn_conn_become_open(wsn_conn_t *c) {
   c->state = WSN_CS_OPEN;
+  wsn_conn_heartbeat_start(c);
   size_t head = c->hs_head_len;
   size_t rest = c->hs.len - head;
   if (rest > 0) {

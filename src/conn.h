@@ -91,6 +91,9 @@ struct wsn_conn_s {
   uint32_t fragments;        /* frames of the message being received */
   wsn_limits_t limits;
   uint32_t port;             /* client: remote port */
+  uint32_t heartbeat;        /* idleTimeout (heartbeat.c): uv_now in ms
+                              * (mod 2^31) of the last read; bit 31: our
+                              * ping is out since then */
   wsn_buf_t frag_lens;       /* binary message: its frames' lengths (lazy) */
   size_t frag_start;         /* where the current frame starts in msg */
   wsn_cmd_t *out_head, *out_tail; /* outbox: frames in order */
@@ -173,6 +176,18 @@ wsn_http_head_t *wsn_conn_read_head(wsn_conn_t *c, const uint8_t *data,
                                     int (*parse)(const char *, size_t, size_t,
                                                  wsn_http_head_t *),
                                     int *r);
+
+/* ---- heartbeat.c: idleTimeout and sendPings ------------------------- */
+
+/* A connection became open: its idle clock starts (if it has a timeout). */
+void wsn_conn_heartbeat_start(wsn_conn_t *c);
+/* Bytes came in: the connection is not idle. On the read path: one store. */
+static inline void wsn_conn_heartbeat_read(wsn_conn_t *c) {
+  if (c->limits.idle_timeout_ms != 0)
+    c->heartbeat = (uint32_t)uv_now(c->loop->uv) & 0x7fffffffu;
+}
+/* A pong that answers the heartbeat's own ping (not shown to JS). */
+int wsn_conn_heartbeat_pong(wsn_conn_t *c, const uint8_t *p, size_t n);
 
 /* ---- outbox.c: writing ---------------------------------------------- */
 

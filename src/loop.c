@@ -380,8 +380,15 @@ static void on_prepare(uv_prepare_t *h) {
   wsn_conns_flush(l);
   wsn_conns_report_closed(l, 0);
   publish(l);
-  /* Main-loop mode: what the dispatcher sent leaves before poll blocks. */
-  if (!l->threaded) wsn_conns_flush(l);
+  /* Main-loop mode: what the dispatcher sent leaves before poll blocks.
+   * What that posted (a WRITTEN for a send callback or a 'drain') would
+   * wait in the batch until poll returned for something else, for ever
+   * with a peer that only reads: ring the wake handle so that poll returns
+   * at once and on_check publishes it. */
+  if (!l->threaded) {
+    wsn_conns_flush(l);
+    if (l->batch.len != 0 && !l->stopping) uv_async_send(&l->wake);
+  }
 }
 
 static void on_check(uv_check_t *h) {
@@ -401,25 +408,52 @@ static void loop_thread(void *arg) {
 }
 
 /* One timer per loop, not one per connection: it runs only while some
- * handshake is being read (a slowloris peer sending half a request), and
- * ticks at a quarter of the shortest timeout so a deadline is late by at
- * most that much. */
+ * handshake is being read (a slowloris peer sending half a request), ticking
+ * at a quarter of the shortest timeout so a deadline is late by at most that
+ * much, or while some open connection has an idleTimeout (heartbeat.c),
+ * ticking at an eighth of the shortest one. */
+static uint64_t sweep_period(uint32_t timeout_ms, uint32_t divisor) {
+  uint64_t period = timeout_ms / divisor;
+  if (period < 10) period = 10;
+  if (period > 1000) period = 1000;
+  return period;
+}
+
+static void on_sweep(uv_timer_t *t);
+
+static void sweep_every(wsn_loop_t *l, uint64_t period) {
+  if (l->sweep_ms == period) return;
+  l->sweep_ms = period;
+  uv_timer_start(&l->sweep, on_sweep, period, period);
+}
+
 static void on_sweep(uv_timer_t *t) {
   wsn_loop_t *l = t->data;
-  if (wsn_conns_expire(l, uv_now(l->uv)) == 0) {
+  uint64_t now = uv_now(l->uv);
+  size_t reading = wsn_conns_expire(l, now);
+  uint32_t idle = wsn_conns_heartbeat(l, now);
+  if (reading == 0 && idle == 0) {
     uv_timer_stop(t);
     l->sweep_ms = 0;
+  } else if (reading == 0 && sweep_period(idle, 8) > l->sweep_ms) {
+    /* The handshakes that wanted it faster are done (the shortest
+     * idleTimeout may have closed too): tick no faster than needed. */
+    sweep_every(l, sweep_period(idle, 8));
   }
 }
 
 void wsn_loop_watch_handshake(wsn_loop_t *l, uint32_t timeout_ms) {
   if (timeout_ms == 0 || l->stopping) return;
-  uint64_t period = timeout_ms / 4;
-  if (period < 10) period = 10;
-  if (period > 1000) period = 1000;
+  uint64_t period = sweep_period(timeout_ms, 4);
   if (l->sweep_ms != 0 && l->sweep_ms <= period) return;
-  l->sweep_ms = period;
-  uv_timer_start(&l->sweep, on_sweep, period, period);
+  sweep_every(l, period);
+}
+
+void wsn_loop_watch_idle(wsn_loop_t *l, uint32_t timeout_ms) {
+  if (timeout_ms == 0 || l->stopping) return;
+  uint64_t period = sweep_period(timeout_ms, 8);
+  if (l->sweep_ms != 0 && l->sweep_ms <= period) return;
+  sweep_every(l, period);
 }
 
 static int init_handles(wsn_loop_t *l) {

@@ -135,6 +135,10 @@ typedef struct {
   uint32_t max_fragments;       /* maxFragments: frames of one message */
   uint32_t max_buffered_chunks; /* maxBufferedChunks: event records waiting
                                  * for JS (see conn.c throttle) */
+  /* ws-native's heartbeat (src/heartbeat.c): idleTimeout in ms (0: off),
+   * and sendPings (ping at half of it before closing at all of it). */
+  uint32_t idle_timeout_ms;
+  uint32_t send_pings;
 } wsn_limits_t;
 
 /* What a `{ port }` server applies to its next handshakes: JS sends it
@@ -270,7 +274,8 @@ typedef struct wsn_loop_s {
   uv_async_t wake;        /* commands arrived */
   uv_check_t check;       /* end of an iteration: flush writes, publish */
   uv_prepare_t prepare;   /* before blocking: publish what close cbs posted */
-  uv_timer_t sweep;       /* expires handshakes that take too long */
+  uv_timer_t sweep;       /* expires handshakes that take too long, and
+                           * runs the heartbeat (idleTimeout) */
   uint64_t sweep_ms;      /* its period while it runs (0: stopped) */
   int handles_open;       /* wake/check initialised */
   /* Name lookups (lazy; shut down by stop_all, never waited for). */
@@ -365,6 +370,9 @@ wsn_event_t *wsn_loop_post(wsn_loop_t *l, uint32_t type, wsn_id_t id,
                            const void *payload, size_t len);
 /* A connection started a handshake that must end within timeout_ms. */
 void wsn_loop_watch_handshake(wsn_loop_t *l, uint32_t timeout_ms);
+/* An open connection has an idle timeout of timeout_ms (heartbeat.c): the
+ * sweep runs, at least as often as that timeout needs, while any has. */
+void wsn_loop_watch_idle(wsn_loop_t *l, uint32_t timeout_ms);
 /* The loop's resolver (created on first use; NULL when out of memory or
  * stopping). Its finished lookups are drained by the wake handle. */
 struct wsn_resolver_s *wsn_loop_resolver(wsn_loop_t *l);
@@ -390,6 +398,11 @@ void wsn_conns_report_closed(wsn_loop_t *l, int discard);
 /* Answers 408 to server handshakes past their deadline; returns how many
  * handshakes are still being read. */
 size_t wsn_conns_expire(wsn_loop_t *l, uint64_t now);
+/* The heartbeat's sweep (heartbeat.c): pings connections idle for half
+ * their idleTimeout and terminates those idle for all of it; returns the
+ * shortest idleTimeout (ms) among the open connections that have one, 0 if
+ * none has. */
+uint32_t wsn_conns_heartbeat(wsn_loop_t *l, uint64_t now);
 /* Stopping: closes every connection and listener; returns how many close
  * callbacks are due (each calls wsn_loop_closed_one). */
 int wsn_conns_stop(wsn_loop_t *l);
