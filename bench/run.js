@@ -26,7 +26,8 @@
 //                      ("native" = both ws-native modes; default: all five)
 //   --reps N           repetitions (default 3; --quick: 1)
 //   --no-pin           do not pin processes to CPUs
-// Prints the table on stdout (progress on stderr) and writes bench/results.md.
+// Prints the table on stdout (progress on stderr) and writes bench/results.md
+// and its chart, bench/chart.svg (bench/chart.js).
 
 const { spawn, spawnSync } = require('child_process');
 const fs = require('fs');
@@ -827,6 +828,14 @@ async function main() {
     ''
   ].join('\n');
   fs.writeFileSync(RESULTS, md);
+  // The README's chart (bench/chart.js) from the table just measured, with
+  // results.md's line on how it was measured.
+  try {
+    const caption = md.split('\n')[2].split('. Ratios are')[0];
+    require('./chart').writeChart({ ...table, caption }, path.join(BENCH, 'chart.svg'));
+  } catch (e) {
+    process.stderr.write(`run.js: bench/chart.svg not written: ${e.message}\n`);
+  }
 
   // Non-zero only when nothing at all could be measured.
   const any = Object.values(results).some((byImpl) => Object.values(byImpl).some((rs) => rs.length));

@@ -3,7 +3,9 @@
 // The chat example in a real browser: examples/chat/server.js serves its
 // page and takes WebSocket upgrades on one port ({ server }), and two tabs of
 // headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core)
-// chat through it with the browser's own WebSocket.
+// chat through it with the browser's own WebSocket. A page of another
+// origin (another port) cannot open the chat's WebSocket: the server
+// refuses its Origin with 403 (cross-site WebSocket hijacking).
 
 const assert = require('node:assert/strict');
 const { once } = require('events');
@@ -44,7 +46,20 @@ describe('chat example in a browser (playwright-core + Chromium)', function () {
   let chromium;
   let browser = null;
   let chat = null;
+  let other = null; // the other site's http server
   const logs = [];
+
+  /** Headless Chromium, launched once for the tests of this file. */
+  async function launch() {
+    if (browser === null) {
+      browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        headless: true,
+        args: ['--no-sandbox']
+      });
+    }
+    return browser;
+  }
 
   before(function () {
     if (!fs.existsSync(CHROMIUM)) {
@@ -56,6 +71,10 @@ describe('chat example in a browser (playwright-core + Chromium)', function () {
   after(async function () {
     if (browser) await browser.close();
     if (chat) await chat.close();
+    if (other) {
+      other.closeAllConnections();
+      await new Promise((resolve) => other.close(resolve));
+    }
   });
 
   it('serves the page, and two tabs chat through /chat with join/leave notices', async function () {
@@ -79,12 +98,7 @@ describe('chat example in a browser (playwright-core + Chromium)', function () {
     assert.match(page.body, /new WebSocket\(url, \['superchat', 'chat'\]\)/);
     assert.equal((await get(port, '/nope')).status, 404);
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox']
-    });
-    const context = await browser.newContext();
+    const context = await (await launch()).newContext();
     const url = `http://127.0.0.1:${port}/`;
 
     const a = await context.newPage();
@@ -138,5 +152,64 @@ describe('chat example in a browser (playwright-core + Chromium)', function () {
     assert.ok(logs.includes('guest-2 left (1001)'), logs.join('\n'));
     assert.ok(logs.includes(`Chat server listening on http://localhost:${port}/`), logs.join('\n'));
     assert.deepEqual(logs.filter((l) => l.startsWith('error')), []);
+    await context.close();
+    chat = null;
+  });
+
+  it('refuses the chat to a page of another origin (403), and serves its own page', async function () {
+    logs.length = 0;
+    chat = require('../examples/chat/server').start({
+      port: 0,
+      host: '127.0.0.1',
+      WebSocketServer,
+      logger: {
+        log: (line) => logs.push(line),
+        error: (line) => logs.push(`error: ${line}`)
+      }
+    });
+    await once(chat.server, 'listening');
+    const { port } = chat.server.address();
+
+    // Another site: a page on another port of the same host is another
+    // origin. Its script opens the chat's WebSocket as the chat page does
+    // and reports what happened.
+    const page = `<!doctype html><meta charset="utf-8"><title>other site</title><script>
+      window.result = new Promise((resolve) => {
+        const events = [];
+        const ws = new WebSocket('ws://127.0.0.1:${port}/chat', ['superchat', 'chat']);
+        ws.onopen = () => events.push('open');
+        ws.onerror = () => events.push('error');
+        ws.onclose = (e) => { events.push('close ' + e.code); resolve(events); };
+      });
+    </script>`;
+    other = http.createServer((req, res) => {
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+      res.end(page);
+    });
+    other.listen(0, '127.0.0.1');
+    await once(other, 'listening');
+    const otherPort = other.address().port;
+
+    const context = await (await launch()).newContext();
+    const evil = await context.newPage();
+    evil.setDefaultTimeout(15000);
+    await evil.goto(`http://127.0.0.1:${otherPort}/`);
+    // The browser sees the handshake fail: no open, an error, close 1006.
+    assert.deepEqual(await evil.evaluate(() => window.result), ['error', 'close 1006']);
+    assert.equal(chat.wss.clients.size, 0);
+    assert.ok(logs.includes(`refused a connection from origin http://127.0.0.1:${otherPort}`), logs.join('\n'));
+    assert.ok(!logs.some((l) => / connected from /.test(l)), logs.join('\n'));
+
+    // The same browser, on the chat's own page, gets in.
+    const own = await context.newPage();
+    own.setDefaultTimeout(15000);
+    await own.goto(`http://127.0.0.1:${port}/`);
+    await own.waitForSelector('#state[data-state="open"]');
+    await own.locator('#messages li.system', { hasText: 'guest-1 joined' }).waitFor();
+    assert.equal(chat.wss.clients.size, 1);
+
+    await context.close();
+    await chat.close();
+    chat = null;
   });
 });

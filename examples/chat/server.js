@@ -9,9 +9,29 @@
 // (index.html, next to this file) and a WebSocketServer attached to it with
 // `{ server }` takes the upgrades to /chat.
 //
-//   PORT=3000 node examples/chat/server.js
+//   PORT=3000 node examples/chat/server.js        (npm start does this)
 //   open http://localhost:3000/ in a browser (two tabs to chat with yourself)
 //   node examples/chat/client.js ws://localhost:3000/chat
+//
+// The handshake is the one of RFC 6455's primer (section 1.2): a browser on
+// http://localhost:3000/ sends
+//
+//   GET /chat HTTP/1.1
+//   Host: localhost:3000
+//   Upgrade: websocket
+//   Connection: Upgrade
+//   Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==
+//   Origin: http://localhost:3000
+//   Sec-WebSocket-Protocol: chat, superchat
+//   Sec-WebSocket-Version: 13
+//
+// and gets `101 Switching Protocols` with one of the subprotocols it
+// offered. A request whose Origin is not in the allowed list gets `403
+// Forbidden` (see checkOrigin). The allowed origins are the page's own by
+// default (http://localhost:PORT, http://127.0.0.1:PORT, http://[::1]:PORT);
+// CHAT_ORIGINS replaces them with a comma-separated list, for a page served
+// from elsewhere (`CHAT_ORIGINS=https://chat.example.com`). HOST sets the
+// address to bind (default: all).
 //
 // Only the API ws 8 offers is used, so this runs unchanged on ws.
 //
@@ -33,6 +53,28 @@ const SHUTDOWN_GRACE_MS = 5000;
 
 // The page, read once: it is small and does not change while we run.
 const PAGE = fs.readFileSync(path.join(__dirname, 'index.html'));
+
+/**
+ * The origins allowed to open the chat: CHAT_ORIGINS if set (comma
+ * separated), else the page's own origin under each name of the loopback
+ * host, on the port the server listens on.
+ *
+ * @param {number} port The port the http server listens on
+ * @param {string} [list] A comma-separated list (CHAT_ORIGINS)
+ * @return {Set<string>}
+ */
+function allowedOrigins(port, list) {
+  if (list) {
+    // Origins as browsers send them: scheme://host[:port], lower case, no
+    // trailing slash.
+    return new Set(list.split(',').map((o) => o.trim().toLowerCase().replace(/\/+$/, '')).filter(Boolean));
+  }
+  return new Set([
+    `http://localhost:${port}`,
+    `http://127.0.0.1:${port}`,
+    `http://[::1]:${port}`
+  ]);
+}
 
 /**
  * Picks the subprotocol for a handshake.
@@ -93,6 +135,9 @@ function onRequest(req, res) {
  *     (default: ws-native's; ws's works the same)
  * @param {Object} [options.logger=console] Where to log: an object with
  *     log() and error()
+ * @param {string} [options.origins=process.env.CHAT_ORIGINS] The origins
+ *     allowed to open the chat, comma separated (default: the page's own,
+ *     see allowedOrigins)
  * @return {{ server: http.Server, wss: WebSocketServer,
  *     close: function(): Promise<void> }} close() closes every connection
  *     with 1001, then the WebSocketServer and the http server; it resolves
@@ -102,14 +147,44 @@ function start({
   port = 3000,
   host,
   WebSocketServer = wsNative.WebSocketServer,
-  logger = console
+  logger = console,
+  origins = process.env.CHAT_ORIGINS
 } = {}) {
   const server = http.createServer(onRequest);
+  let allowed = null; // set at the first handshake: the port is known then
+
+  /**
+   * verifyClient: refuses a handshake from a page of another origin with
+   * 403. This stops cross-site WebSocket hijacking: a browser lets any site
+   * open a WebSocket to any server, and sends the user's cookies with it,
+   * so without this check a page on evil.example could join the chat in
+   * the name of whoever visits it and read everything said. The browser
+   * always sends the page's Origin and a page cannot forge it, so a fixed
+   * list of origins (not one derived from the Host header, which a DNS
+   * rebinding attack controls) keeps other sites out. A request without
+   * Origin comes from a non-browser client (client.js, curl), which could
+   * send any Origin it liked: the header protects browser users only, so
+   * those are let in.
+   *
+   * @param {{ origin: string, req: http.IncomingMessage }} info
+   * @param {function(boolean, number=, string=)} callback
+   */
+  function checkOrigin(info, callback) {
+    const { origin } = info;
+    if (allowed === null) allowed = allowedOrigins(server.address().port, origins);
+    if (origin === undefined || allowed.has(origin.toLowerCase())) {
+      callback(true);
+      return;
+    }
+    logger.log(`refused a connection from origin ${origin}`);
+    callback(false, 403, 'Forbidden');
+  }
 
   const wss = new WebSocketServer({
     server,
     path: '/chat',
-    handleProtocols
+    handleProtocols,
+    verifyClient: checkOrigin
   });
 
   let nextGuest = 1;
@@ -235,7 +310,16 @@ function start({
 module.exports = { start };
 
 if (require.main === module) {
-  const chat = start({ port: Number(process.env.PORT) || 3000 });
+  // PORT=0 picks a free port (the URL below says which).
+  const port = process.env.PORT === undefined || process.env.PORT === ''
+    ? 3000 : Number(process.env.PORT);
+  const chat = start({ port, host: process.env.HOST || undefined });
+
+  chat.server.once('listening', () => {
+    const { port: bound } = chat.server.address();
+    console.log(`Open http://localhost:${bound}/ in a browser ` +
+      '(two tabs to chat with yourself). Press Ctrl+C to stop.');
+  });
 
   let shuttingDown = false;
 
