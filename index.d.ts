@@ -40,6 +40,9 @@ type SendData =
     | { valueOf(): ArrayBuffer | SharedArrayBuffer | Uint8Array | readonly number[] | string }
     | { [Symbol.toPrimitive](hint: string): string };
 
+/** What publish() accepts: as send(), but no Blob. */
+type PublishData = Exclude<SendData, Blob>;
+
 /** The binaryType values @types/ws knows ('blob' is accepted too: see binaryType). */
 type BinaryType = "nodebuffer" | "arraybuffer" | "fragments";
 
@@ -94,8 +97,8 @@ declare class WebSocket extends EventEmitter {
     readonly writableNeedDrain: boolean;
 
     /**
-     * ws-native only (a server's connections): the topics this socket is
-     * subscribed to, as a new array.
+     * ws-native only: the topics this socket is subscribed to, as a new
+     * array (always empty for a client).
      */
     readonly topics: string[];
 
@@ -141,22 +144,23 @@ declare class WebSocket extends EventEmitter {
     resume(): void;
 
     /**
-     * ws-native only (a server's connections): subscribes to `topic`, so that
-     * publish() to it reaches this socket. Subscribing twice is a no-op; a
-     * closed socket leaves its topics by itself.
+     * ws-native only, for the sockets a WebSocketServer made (a client
+     * throws): subscribes to `topic`, so that publish() to it reaches this
+     * socket. Subscribing twice is a no-op; a closed socket leaves its topics
+     * by itself.
      */
     subscribe(topic: string): void;
-    /** ws-native only: leaves `topic` (a no-op if not subscribed). */
+    /** ws-native only: leaves `topic` (a no-op if not subscribed; a client throws). */
     unsubscribe(topic: string): void;
     /** ws-native only: whether this socket is subscribed to `topic`. */
     isSubscribed(topic: string): boolean;
     /**
-     * ws-native only: sends `data` once to every subscriber of `topic` but
-     * this socket (the frame is built once). Returns the number of sockets
-     * it was queued to; a subscriber past the server's maxBackpressure is
-     * skipped and gets a 'dropped' event.
+     * ws-native only (a client throws): sends `data` once to every subscriber
+     * of `topic` but this socket (the frame is built once). Returns the
+     * number of open subscribers it was queued to; one past the server's
+     * maxBackpressure is then skipped and gets a 'dropped' event.
      */
-    publish(topic: string, data: SendData, options?: WebSocket.PublishOptions): number;
+    publish(topic: string, data: PublishData, options?: WebSocket.PublishOptions): number;
 
     // HTML5 WebSocket style events
     addEventListener<K extends keyof WebSocket.WebSocketEventMap>(
@@ -282,8 +286,8 @@ declare namespace WebSocket {
          */
         maxBufferedAmount?: number | undefined;
         /**
-         * ws-native only: send() returns false once bufferedAmount passes this
-         * (bytes). Default 65536.
+         * ws-native only: send() returns false once bufferedAmount reaches this
+         * (bytes), and 'drain' follows once all is written. Default 65536.
          */
         highWaterMark?: number | undefined;
         /**
@@ -432,7 +436,7 @@ declare namespace WebSocket {
         pong: [data: Buffer];
         redirect: [url: string, request: ClientRequest];
         "unexpected-response": [request: ClientRequest, response: IncomingMessage];
-        /** ws-native only: bufferedAmount fell back after send() returned false. */
+        /** ws-native only: all that was buffered is written, after send() returned false. */
         drain: [];
         /**
          * ws-native only: a message published to `topic` was not sent to this
@@ -499,9 +503,13 @@ declare namespace WebSocket {
         /**
          * ws-native only: a topic subscriber whose buffered bytes are past this
          * is skipped for a published message (a 'dropped' event on it).
+         * Default 1 MiB.
          */
         maxBackpressure?: number | undefined;
-        /** ws-native only: close such a subscriber instead of skipping it. Default false. */
+        /**
+         * ws-native only: terminate such a subscriber (close 1006) instead of
+         * skipping it. Default false.
+         */
         closeOnBackpressureLimit?: boolean | undefined;
     }
 
@@ -563,7 +571,7 @@ declare namespace WebSocket {
          * ws-native only: sends `data` once to every subscriber of `topic`.
          * Returns the number of sockets it was queued to.
          */
-        publish(topic: string, data: SendData, options?: PublishOptions): number;
+        publish(topic: string, data: PublishData, options?: PublishOptions): number;
         /** ws-native only: how many of this server's sockets are subscribed to `topic`. */
         subscriberCount(topic: string): number;
 

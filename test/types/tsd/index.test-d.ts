@@ -75,6 +75,8 @@ expectType<number>(wss.publish('news', new Uint8Array(1)));
 expectType<number>(wss.subscriberCount('news'));
 expectError(ws.subscribe(1));
 expectError(ws.publish('news', 'x', { fin: false }));
+expectError(wss.publish('news', new Blob(['x'])));
+expectType<boolean>(ws.send(new Blob(['x'])));
 expectError(wss.subscriberCount());
 expectError((ws.topics = []));
 ws.on('dropped', (data, isBinary, topic) => {
