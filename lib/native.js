@@ -8,7 +8,12 @@ const os = require('os');
 const path = require('path');
 const { isMainThread } = require('worker_threads');
 
-const binding = require(path.join(__dirname, '..', 'build', 'Release', 'ws_native.node'));
+// node-gyp-build: build/Release (a from-source or ASan build) when there is
+// one, else the prebuilt binary shipped in prebuilds/<platform>-<arch>/ (one
+// N-API binary serves every Node version), so an install without a compiler
+// or with --ignore-scripts still loads. WS_NATIVE_PREBUILD=<dir> and
+// PREBUILDS_ONLY=1 (node-gyp-build's own switches) pick one explicitly.
+const binding = require('node-gyp-build')(path.join(__dirname, '..'));
 // A copy with fast properties: the object C built has its ~50 properties in
 // dictionary mode, so every C.X in a hot path was a slow keyed load (9% of
 // an echo server's time in V8's LoadIC).
@@ -140,7 +145,7 @@ function dispatch(buf, externals, end) {
     } else {
       // Copied out: the next batch reuses `buf`, and a view would also
       // keep the whole batch alive for as long as a listener keeps this one
-      // payload. Small copies come from Node's 8 KiB pool.
+      // payload. Small copies share 8 KiB slabs (copyOf).
       payload = copyOf(buf, start, len);
       off = start + ((len + 7) & ~7);
     }
@@ -164,8 +169,26 @@ function dispatch(buf, externals, end) {
 
 const EMPTY = Buffer.alloc(0);
 
+// Payloads under half a slab are cut from 8 KiB slabs of our own, so a
+// message a listener keeps pins at most 8 KiB: Buffer.allocUnsafe's pool did
+// that up to Node 24, but Node 26 made it 64 KiB (Buffer.poolSize 65536, for
+// sizes up to 32 KiB), and one kept 32-byte message would pin 64 KiB.
+const SLAB_SIZE = 8192;
+let slab = null;
+let slabOff = 0;
+
 function copyOf(buf, start, len) {
-  const copy = Buffer.allocUnsafe(len);
+  let copy;
+  if (len < SLAB_SIZE >>> 1) {
+    if (slab === null || len > SLAB_SIZE - slabOff) {
+      slab = Buffer.allocUnsafeSlow(SLAB_SIZE).buffer;
+      slabOff = 0;
+    }
+    copy = Buffer.from(slab, slabOff, len);
+    slabOff = (slabOff + len + 7) & ~7; // 8-aligned, as Node's pool
+  } else {
+    copy = Buffer.allocUnsafeSlow(len);
+  }
   if (len <= 64) {
     // Small payloads (the common chat or echo message): a loop is cheaper
     // than buf.copy, which makes a second typed array to copy from.
