@@ -13,7 +13,12 @@ const os = require('os');
 const path = require('path');
 const { isMainThread } = require('worker_threads');
 
-const binding = require(path.join(__dirname, '..', 'build', 'Release', 'ws_native.node'));
+// node-gyp-build: build/Release (a from-source or ASan build) when there is
+// one, else the prebuilt binary shipped in prebuilds/<platform>-<arch>/ (one
+// N-API binary serves every Node version), so an install without a compiler
+// or with --ignore-scripts still loads. WS_NATIVE_PREBUILD=<dir> and
+// PREBUILDS_ONLY=1 (node-gyp-build's own switches) pick one explicitly.
+const binding = require('node-gyp-build')(path.join(__dirname, '..'));
 // A copy with fast properties: the object C built has its ~50 properties in
 // dictionary mode, so every C.X in a hot path was a slow keyed load (9% of
 // an echo server's time in V8's LoadIC).
@@ -148,9 +153,9 @@ function dispatch(buf, externals, end) {
     } else if (len <= POOLED_MAX) {
       // Copied out, as the next batch reuses `buf`: small payloads in
       // chunks of up to 8 KiB of the batch (records included), each payload
-      // a view of its chunk. A kept message pins at most its chunk, as one
-      // from Buffer.allocUnsafe pins Node's 8 KiB pool; one bulk copy per
-      // chunk instead of a copy per message.
+      // a view of its chunk: one bulk copy per chunk instead of a copy per
+      // message. A kept message pins at most its 8 KiB chunk (not Node's
+      // Buffer pool, which Node 26 made 64 KiB).
       if (start + len > poolEnd) {
         const n = Math.max(len, Math.min(end - start, POOL_CHUNK));
         const chunk = Buffer.allocUnsafeSlow(n);
@@ -165,8 +170,9 @@ function dispatch(buf, externals, end) {
       off = start + ((len + 7) & ~7);
     } else {
       // A larger payload gets a copy of its own, so that keeping it pins
-      // only its bytes, not the rest of the batch.
-      payload = Buffer.allocUnsafe(len);
+      // only its bytes, not the rest of the batch (nor
+      // Node's Buffer pool: 64 KiB from Node 26 on).
+      payload = Buffer.allocUnsafeSlow(len);
       buf.copy(payload, 0, start, start + len);
       off = start + ((len + 7) & ~7);
     }

@@ -27,6 +27,9 @@ for f in binding.gyp package.json src lib index.js wrapper.mjs browser.js \
   if [ -e "$root/$f" ]; then cp -r "$root/$f" "$tmp/"; fi
 done
 ln -s "$root/node_modules" "$tmp/node_modules"
+# lib/native.js loads through node-gyp-build, which takes build/Release (the
+# build below) before any prebuild, unless these point it elsewhere.
+unset WS_NATIVE_PREBUILD PREBUILDS_ONLY
 cd "$tmp" || exit 1
 
 if ! npm run --silent build:asan >"$tmp/build.log" 2>&1; then

@@ -35,6 +35,9 @@ done
 mkdir -p "$tmp/scripts"
 cp "$root/scripts/valgrind-scenario.js" "$tmp/scripts/"
 ln -s "$root/node_modules" "$tmp/node_modules"
+# lib/native.js loads through node-gyp-build, which takes build/Release (the
+# build below) before any prebuild, unless these point it elsewhere.
+unset WS_NATIVE_PREBUILD PREBUILDS_ONLY
 cd "$tmp" || exit 1
 
 if ! CFLAGS="-g" npm run --silent build >"$tmp/build.log" 2>&1; then
