@@ -459,8 +459,8 @@ class WebSocket extends EventEmitter {
       // The loop thread compresses bytes.
       if (typeof data === 'string') data = Buffer.from(data);
     }
-    this._queue(toSendable(data), opcode, flags, cb);
-    return this._sendResult();
+    return this._queue(toSendable(data), opcode, flags, cb) === true ||
+      this._sendResult();
   }
 
   /**
@@ -526,20 +526,22 @@ class WebSocket extends EventEmitter {
     // _written may be stale, so this cheap test can only err towards a
     // recount; the recount decides. Bytes sent in this turn count as
     // buffered even if already written, as bufferedAmount counts them.
-    if (this._sent - Math.min(this._written, this._turnBase) >
-        this._maxBuffered && this._sendBufferFull(cb)) {
+    const queued = this._sent - Math.min(this._written, this._turnBase);
+    if (queued > this._maxBuffered && this._sendBufferFull(cb)) {
       return;
     }
+    // At most the payload's bytes (3 a UTF-16 unit); the frame adds <= 14.
+    const size = typeof data === 'string' ? data.length * 3 : data.byteLength;
     // ws._socket's writableNeedDrain and 'drain' (lib/socket.js): C
     // reports the sends that cross its high-water mark, and those after.
-    const sock = this._ns !== null && this._ns._wantAck(typeof data ===
-      'string' ? data.length * 3 : data.byteLength) ? this._ns : null;
+    const sock = this._ns !== null && this._ns._wantAck(size) ? this._ns : null;
     if (sock !== null) flags |= C.SEND_ACK;
-    // A frame is at most its payload (3 bytes a UTF-16 unit) + 14.
-    if (this._ackForDrain((typeof data === 'string' ? data.length * 3
-      : data.byteLength) + 14)) {
-      flags |= C.SEND_ACK;
-    }
+    // Surely under the high-water mark with this frame (every term errs
+    // upwards): no report for 'drain' is needed and send() returns true,
+    // without a recount. Otherwise _ackForDrain decides.
+    const under = !this._needDrain &&
+      queued + size + 14 + this._blobBytes < this._highWaterMark;
+    if (!under && this._ackForDrain(size + 14)) flags |= C.SEND_ACK;
     if (cb) {
       flags |= C.SEND_ACK;
       // ws writes a frame at once unless its socket still holds earlier
@@ -554,6 +556,7 @@ class WebSocket extends EventEmitter {
     if (cb) addCallback(this, [this._sent, cb, behind, start]);
     if (sock !== null) sock._afterSend();
     if (this._ns !== null) this._ns._active();
+    return under;
   }
 
   /**
