@@ -1412,6 +1412,25 @@ static napi_value unsubscribe_fn(napi_env env, napi_callback_info info) {
   return topic_cmd(env, info, WSN_CMD_UNSUBSCRIBE);
 }
 
+/* Thread mode: publishes the I/O thread has not run yet. Past this many,
+ * publish() waits until half are done: the fan-out of one publish costs
+ * the I/O thread a record per subscriber, and a JS loop publishing faster
+ * than that would grow the command queue without end. Main-loop mode needs
+ * no bound: there the fan-out runs inside publish(). */
+#define PUB_PENDING_MAX 256u
+#define PUB_WAIT_MAX_MS 5000
+
+/* Pushes this turn's commands and waits (sleeping 100 µs at a time) for
+ * the loop to work the queue down; gives up after PUB_WAIT_MAX_MS (a
+ * stopping loop runs no more commands). */
+static void publish_wait(wsn_binding_t *b) {
+  turn_flush(b);
+  for (int i = 0; i < PUB_WAIT_MAX_MS * 10 && !b->stopped &&
+                  atomic_load(&b->loop.pub_pending) > PUB_PENDING_MAX / 2;
+       i++)
+    usleep(100);
+}
+
 /* publish(skipId, hub, topic, data, flags, maxBackpressure, threshold) ->
  * the frame's size, which JS counts for each subscriber. One command for
  * all subscribers: the frame (a server's: unmasked) is built here once,
@@ -1463,7 +1482,10 @@ static napi_value publish_fn(napi_env env, napi_callback_info info) {
   memcpy(cmd->data, &a, sizeof(a));
   cmd->off = at - h;
   cmd->len = h + n;
+  atomic_fetch_add(&b->loop.pub_pending, 1);
   enqueue(env, b, cmd);
+  if (!b->main_mode && atomic_load(&b->loop.pub_pending) > PUB_PENDING_MAX)
+    publish_wait(b);
   return make_number(env, (double)(h + n));
 }
 

@@ -298,6 +298,10 @@ typedef struct wsn_loop_s {
   wsn_slots_t slots;
   struct wsn_topics_s *topics; /* loop thread: the topic index (lazy; freed
                                 * when its last topic empties) */
+  /* PUBLISH commands given to the loop and not yet run: binding.c adds,
+   * the loop subtracts; in thread mode JS waits past a bound so that a
+   * publisher faster than the fan-out cannot grow the queue without end. */
+  _Atomic uint32_t pub_pending;
 
   /* Command queue (both threads; mu). */
   uv_mutex_t cmd_mu;

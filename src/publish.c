@@ -145,6 +145,8 @@ static void post_dropped(wsn_loop_t *l, const wsn_publish_args_t *a,
 
 void wsn_conns_publish(wsn_loop_t *l, wsn_cmd_t *cmd) {
   wsn_publish_args_t a;
+  /* One fewer waiting (binding.c counted it in). */
+  if (atomic_load(&l->pub_pending) > 0) atomic_fetch_sub(&l->pub_pending, 1);
   if (cmd->off < sizeof(a)) {
     free(cmd);
     return;
