@@ -22,6 +22,12 @@ void wsn_conn_topic_command(wsn_conn_t *c, wsn_cmd_t *cmd) {
   uint32_t hub = (uint32_t)cmd->arg;
   const uint8_t *name = cmd->data + cmd->off;
   if (cmd->type == WSN_CMD_SUBSCRIBE) {
+    /* A client's frames are masked, each with its own key: one frame can
+     * never be shared with it (lib/topics.js refuses clients first). */
+    if (!c->is_server) {
+      free(cmd);
+      return;
+    }
     if (l->topics == NULL) l->topics = wsn_topics_new();
     /* Out of memory: JS believes the socket subscribed, and it would miss
      * messages without a word; closing says so (as other lost commands). */
