@@ -78,6 +78,8 @@ struct wsn_conn_s {
   uint8_t ctrl_len;
   uint8_t terminating;       /* maxPendingAutoPongs hit: destroy at the end
                               * of this read */
+  uint8_t send_frag;         /* we are sending a fragmented message: a
+                              * publish cannot put a frame in it */
   wsn_utf8_state_t utf8;
   wsn_frame_parser_t parser;
   wsn_buf_t msg;             /* message being assembled (lazy) */
@@ -114,8 +116,6 @@ struct wsn_conn_s {
   uint8_t reconnecting;      /* closing the handle to try the next address */
   uint8_t tls_shut;          /* close_notify queued */
   uint8_t msg_compressed;    /* the message being received is compressed */
-  uint8_t send_frag;         /* we are sending a fragmented message: a
-                              * publish cannot put a frame in it */
   struct wsn_tls_session_s *tls; /* wss://: everything goes through it */
   wsn_cmd_t *plain_head, *plain_tail; /* TLS: frames not yet encrypted */
   wsn_pmd_codec_t *pmd;      /* permessage-deflate agreed (lazy) */
