@@ -41,6 +41,11 @@
  *            server pushes to them (bench S9: one message published to all
  *            per server turn); every message must be S bytes of 'x', of the
  *            type -t/-b says. Prints delivered msgs/s over all connections.
+ *            With -I (--socketio, bench S10) each connection is a socket.io
+ *            client over the websocket transport (engine.io 4): the upgrade
+ *            goes to /socket.io/?EIO=4&transport=websocket, "40" joins the
+ *            main namespace, and only EVENT packets ("42...") count; others
+ *            (the open and connect packets) are read and ignored.
  *
  * TLS (-S): wss://. The TLS handshake (OpenSSL, any certificate accepted:
  * the bench server's is self-signed and this is a load generator, not a
@@ -144,6 +149,7 @@ static struct {
   bool json;    /* -j: JSON-like payloads */
   uint32_t active; /* idle mode: messages each connection sends on request */
   bool tls;        /* -S: wss:// */
+  bool socketio;   /* -I: broadcast mode as a socket.io client */
 } opt = {
     .host = "127.0.0.1",
     .port = NULL,
@@ -199,6 +205,7 @@ struct conn {
   bool frame_fin;
   bool got_close;
   uint8_t stash[STASH_MAX];
+  uint8_t sio_head[2]; /* -I: the first payload bytes of the message */
   size_t stash_len;
 
   /* permessage-deflate, as agreed in the 101 */
@@ -1079,6 +1086,12 @@ static void handshake_read(struct conn *c) {
     refill(c); /* its one message */
     return;
   }
+  if (opt.socketio) {
+    /* socket.io: CONNECT to the main namespace (engine.io MESSAGE "4" +
+     * socket.io CONNECT "0"). */
+    append_frame(c, 1, (const uint8_t *)"40", 2, 0);
+    flush(c);
+  }
   if (extra) process_frames(c, leftover, extra);
   if (g.started < opt.conns) start_connect(&g.conns[g.started]);
   if (g.established == opt.conns) begin_traffic();
@@ -1097,6 +1110,15 @@ static void add_sample(uint64_t ns) {
 }
 
 static void message_done(struct conn *c) {
+  if (opt.socketio) {
+    /* Only EVENT packets are the broadcast; they carry the 'x's in JSON. */
+    c->in_msg = false;
+    if (c->sio_head[0] != '4' || c->sio_head[1] != '2') return;
+    if (c->msg_off < opt.size)
+      die(EXIT_VERIFY, "connection %" PRIu32 ": a %zu-byte event, under the %zu bytes broadcast", c->id, c->msg_off,
+          opt.size);
+    c->msg_off = opt.size;
+  }
   if (c->msg_off != opt.size)
     die(EXIT_VERIFY, "connection %" PRIu32 ", message %" PRIu32 ": echoed %zu bytes, sent %zu", c->id, c->recv_seq,
         c->msg_off, opt.size);
@@ -1137,7 +1159,10 @@ static void process_frames(struct conn *c, uint8_t *buf, size_t len) {
   while (pos < len && c->state != CS_DONE) {
     if (c->frame_rem > 0) {
       size_t n = len - pos < c->frame_rem ? len - pos : (size_t)c->frame_rem;
-      if (opt.mode == MODE_BROADCAST) {
+      if (opt.mode == MODE_BROADCAST && opt.socketio) {
+        for (size_t i = 0; i < n && c->msg_off + i < 2; i++) c->sio_head[c->msg_off + i] = buf[pos + i];
+        c->msg_off += n;
+      } else if (opt.mode == MODE_BROADCAST) {
         for (size_t i = 0; i < n; i++)
           if (buf[pos + i] != 'x')
             die(EXIT_VERIFY, "connection %" PRIu32 ": broadcast byte %zu is 0x%02x, not 'x'", c->id, c->msg_off + i,
@@ -1201,11 +1226,12 @@ static void process_frames(struct conn *c, uint8_t *buf, size_t len) {
         die(EXIT_VERIFY, "connection %" PRIu32 ": message received with none in flight (duplicate echo?)", c->id);
       c->in_msg = true;
       c->msg_off = 0;
+      c->sio_head[0] = c->sio_head[1] = 0;
       c->msg_z = (b0 & 0x40) != 0;
     } else {
       die(EXIT_PROTO, "connection %" PRIu32 ": reserved opcode %u", c->id, op);
     }
-    if (!c->msg_z && plen > opt.size - c->msg_off)
+    if (!c->msg_z && !opt.socketio && plen > opt.size - c->msg_off)
       die(EXIT_VERIFY, "connection %" PRIu32 ", message %" PRIu32 ": echo longer than the %zu bytes sent", c->id,
           c->recv_seq, opt.size);
     c->frame_rem = plen;
@@ -1527,6 +1553,7 @@ static void usage(FILE *f) {
           "  -a, --active M         idle mode: on the first stdin line each connection sends\n"
           "                         M messages and waits for the echoes; the next line lets go\n"
           "  -S, --tls              wss://: TLS (certificate not checked) under the upgrade\n"
+          "  -I, --socketio         broadcast mode as socket.io clients (counts \"42\" events)\n"
           "Prints one JSON line. Exit: 0 ok, 1 usage, 2 connection/protocol error,\n"
           "3 echo verification failure, 4 stall (lost messages).\n");
 }
@@ -1559,9 +1586,10 @@ static void parse_args(int argc, char **argv) {
       {"deflate", no_argument, 0, 'z'},        {"zlevel", required_argument, 0, 'Z'},
       {"json", no_argument, 0, 'j'},           {"active", required_argument, 0, 'a'},
       {"tls", no_argument, 0, 'S'},            {"help", no_argument, 0, 'h'},
+      {"socketio", no_argument, 0, 'I'},
       {0, 0, 0, 0}};
   int ch;
-  while ((ch = getopt_long(argc, argv, "H:p:u:m:c:k:s:tbd:n:w:T:zja:Sh", lopts, NULL)) != -1) {
+  while ((ch = getopt_long(argc, argv, "H:p:u:m:c:k:s:tbd:n:w:T:zja:ShI", lopts, NULL)) != -1) {
     switch (ch) {
     case 'H': opt.host = optarg; break;
     case 'p': opt.port = optarg; break;
@@ -1592,6 +1620,10 @@ static void parse_args(int argc, char **argv) {
     case 'j': opt.json = true; break;
     case 'a': opt.active = (uint32_t)parse_num(optarg, "active"); break;
     case 'S': opt.tls = true; break;
+    case 'I':
+      opt.socketio = true;
+      opt.path = "/socket.io/?EIO=4&transport=websocket";
+      break;
     case 'h': usage(stdout); exit(0);
     default: usage(stderr); exit(EXIT_USAGE);
     }
@@ -1612,6 +1644,7 @@ static void parse_args(int argc, char **argv) {
     if (opt.messages) die(EXIT_USAGE, "churn mode measures a duration, not -n");
     opt.inflight = 1;
   }
+  if (opt.socketio && opt.mode != MODE_BROADCAST) die(EXIT_USAGE, "--socketio is for broadcast mode");
   if (opt.mode == MODE_BROADCAST && (opt.deflate || opt.messages))
     die(EXIT_USAGE, "broadcast mode has no -z and measures a duration");
   if (opt.connect_batch == 0) opt.connect_batch = 1;
