@@ -164,7 +164,7 @@ function publish(server, skip, topic, data, options) {
   let queued = 0;
   for (const ws of set) {
     if (ws === skip || ws._nativeClosed) continue;
-    ws._sent += size;
+    ws._published(size);
     if (ws._readyState === OPEN) queued++;
   }
   return queued;

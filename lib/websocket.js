@@ -413,6 +413,17 @@ class WebSocket extends EventEmitter {
     return topics.publish(this._wss, this, topic, data, options);
   }
 
+  /**
+   * A publish queued `size` bytes for this subscriber (lib/topics.js):
+   * counted in bufferedAmount as a send() of them is, this turn included.
+   *
+   * @private
+   */
+  _published(size) {
+    if (this._turnBase < 0) markTurn(this);
+    this._sent += size;
+  }
+
   ping(data, mask, cb) {
     this._control(C_PING, data, mask, cb);
   }

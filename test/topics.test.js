@@ -386,6 +386,35 @@ describe('topics (ws-native)', function () {
     assert.equal(ia.got.length + ib.got.length, 2);
   });
 
+  it('publishes to wss:// subscribers (TLS in C copies the shared frame), compressed and not', async function () {
+    const { getCert } = require('./helpers/attach');
+    const { key, cert } = await getCert();
+    const wss = await startServer(WebSocketServer, {
+      tls: { key, cert },
+      perMessageDeflate: { threshold: 0 }
+    });
+    cleanup.add(() => stopServer(wss));
+    const url = `wss://127.0.0.1:${wss.address().port}`;
+    const inboxes = [];
+    for (const pmd of [{ serverNoContextTakeover: true }, true, false]) {
+      const serverSide = waitFor(wss, 'connection');
+      const client = new PeerWebSocket(url, { rejectUnauthorized: false, perMessageDeflate: pmd });
+      client.on('error', () => {});
+      cleanup.add(() => dispose(client));
+      const [ws] = await serverSide;
+      if (client.readyState !== 1) await waitFor(client, 'open');
+      ws.subscribe('secure');
+      inboxes.push(collect(client));
+    }
+    const big = 'z'.repeat(100000);
+    assert.equal(wss.publish('secure', 'one'), 3);
+    assert.equal(wss.publish('secure', big), 3);
+    assert.equal(wss.publish('secure', Buffer.from('three'), { compress: false }), 3);
+    for (const inbox of inboxes) {
+      assert.deepEqual(await inbox.until(3), [['one', false], [big, false], ['three', true]]);
+    }
+  });
+
   it('works for sockets of a { noServer } server too (handleUpgrade)', async () => {
     const http = require('node:http');
     const wss = new WebSocketServer({ noServer: true });
