@@ -16,11 +16,13 @@
         "src/http.c",
         "src/loop.c",
         "src/outbox.c",
+        "src/publish.c",
         "src/rand.c",
         "src/resolve.c",
         "src/server.c",
         "src/slots.c",
         "src/tls.c",
+        "src/topics.c",
         "src/utf8.c"
       ],
       "defines": ["NAPI_VERSION=8"],

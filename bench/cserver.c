@@ -16,6 +16,12 @@
  * The same protocol with bench/run.js as servers/echo.js: prints {"port":N}
  * once listening on 127.0.0.1 (port: argv[1] or $PORT, default 0 = any), a
  * stdin line "rss" prints {"rss":bytes}, stdin end exits 0.
+ *
+ * $BENCH_BROADCAST=N (bench S9): once N connections are open, every turn
+ * of the loop also sends one $BENCH_SIZE-byte (default 64) text frame of
+ * 'x' to each open connection, one send() each; a connection with more
+ * than 1 MiB not yet taken by its socket is skipped for that message (the
+ * policy of ws-native's default maxBackpressure), so memory stays bounded.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -49,7 +55,13 @@ struct conn {
   size_t in_len, in_cap;
   uint8_t *out;   /* reply bytes the socket did not take yet, else NULL */
   size_t out_off, out_len, out_cap;
+  size_t idx;     /* broadcast: its place in `opened` (+1; 0: not there) */
 };
+
+/* Broadcast mode: the open connections. */
+static struct conn **opened;
+static size_t nopened, capopened, bcast_want;
+#define BCAST_MAX_PENDING (1024 * 1024)
 
 static int ep;
 static uint8_t rbuf[READ_BUF];
@@ -154,6 +166,11 @@ static void base64(const uint8_t *in, size_t n, char *out) {
 /* ---- connections -------------------------------------------------------- */
 
 static void conn_free(struct conn *c) {
+  if (c->idx) {
+    struct conn *last = opened[--nopened];
+    opened[c->idx - 1] = last;
+    last->idx = c->idx;
+  }
   close(c->fd); /* also removes it from the epoll set */
   free(c->in);
   free(c->out);
@@ -387,6 +404,14 @@ static size_t handshake(struct conn *c, uint8_t *buf, size_t len) {
                accept);
   append(&wbuf, &wlen, &wcap, resp, (size_t)n);
   c->state = ST_OPEN;
+  if (bcast_want) {
+    if (nopened == capopened) {
+      capopened = capopened ? capopened * 2 : 1024;
+      opened = xrealloc(opened, capopened * sizeof *opened);
+    }
+    opened[nopened++] = c;
+    c->idx = nopened;
+  }
   return used;
 }
 
@@ -570,9 +595,24 @@ int main(int argc, char **argv) {
   if (epoll_ctl(ep, EPOLL_CTL_ADD, 0, &ev) < 0 && errno != EPERM) die("epoll_ctl stdin");
   printf("{\"port\":%d}\n", ntohs(a.sin_port));
   fflush(stdout);
+  const char *bw = getenv("BENCH_BROADCAST");
+  bcast_want = bw ? (size_t)atol(bw) : 0;
+  const char *bs = getenv("BENCH_SIZE");
+  size_t bsize = bs ? (size_t)atol(bs) : 64;
+  uint8_t *bframe = NULL;
+  size_t bflen = 0;
+  if (bcast_want) {
+    frame_header(0x81, bsize);
+    bframe = xrealloc(NULL, wlen + bsize);
+    memcpy(bframe, wbuf, wlen);
+    memset(bframe + wlen, 'x', bsize);
+    bflen = wlen + bsize;
+    wlen = 0;
+  }
   struct epoll_event evs[256];
   for (;;) {
-    int n = epoll_wait(ep, evs, 256, -1);
+    bool bcast = bcast_want && nopened >= bcast_want;
+    int n = epoll_wait(ep, evs, 256, bcast ? 0 : -1);
     if (n < 0) {
       if (errno == EINTR) continue;
       die("epoll_wait");
@@ -589,6 +629,15 @@ int main(int argc, char **argv) {
         if (!c->dead && (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))) on_readable(c);
         if (c->dead) conn_free(c);
       }
+    }
+    if (!bcast) continue;
+    /* One message to every open connection (backwards: conn_free moves
+     * the last one into a freed place). */
+    for (size_t i = nopened; i-- > 0;) {
+      struct conn *c = opened[i];
+      if (c->state != ST_OPEN || c->out_len - c->out_off > BCAST_MAX_PENDING) continue;
+      out_bytes(c, bframe, bflen);
+      if (c->dead) conn_free(c);
     }
   }
 }

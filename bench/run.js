@@ -21,7 +21,7 @@
 // Options:
 //   --quick            short durations and one repetition (smoke run, < 1 min)
 //   --only S2[,S5]     run only these scenarios (S1-S4, S4Z, S4ZN, S5, S5N, S6, S7,
-//                      S8, S8L)
+//                      S8, S8L, S9, S10)
 //   --impl a,b         columns: ws, uws, native-thread, native-main, c
 //                      ("native" = both ws-native modes; default: all five)
 //   --reps N           repetitions (default 3; --quick: 1)
@@ -65,6 +65,7 @@ const IMPLS = {
 function notApplicable(scn, impl) {
   const i = IMPLS[impl];
   if (scn.client && !i.client) return `S6 measures a WebSocket client; ${i.label} is measured as a server only`;
+  if (scn.socketio && impl !== 'ws' && !impl.startsWith('native-')) return `socket.io runs on a ws-compatible wsEngine; ${i.label} is not one`;
   if (scn.tls && !i.tls) return 'the C server speaks no TLS (it is the limit of socket I/O and framing alone)';
   const pmd = (scn.env && scn.env.BENCH_PMD) || (scn.memory && scn.memory.env && scn.memory.env.BENCH_PMD);
   if (pmd && !i.pmd) return 'the C server has no permessage-deflate (it is the limit of the uncompressed path)';
@@ -77,9 +78,9 @@ function notApplicable(scn, impl) {
 // S4 and S4Z/S4ZN. The full run takes ~13 min with all five implementations
 // (156 measurements: the C server has no compressed or TLS cells, and only
 // ws and ws-native have S6's client).
-const FULL = { S1: [1, 3], S2: [1, 5], S3: [1, 3], S5: [1, 5], S6: [1, 5], S7: [1, 5], S8: [1, 5], S8L: [1, 3], idle: 10000, idleZ: 2000 };
+const FULL = { S1: [1, 3], S2: [1, 5], S3: [1, 3], S5: [1, 5], S6: [1, 5], S7: [1, 5], S8: [1, 5], S8L: [1, 3], S9: [1, 5], S10: [1, 5], idle: 10000, idleZ: 2000 };
 const QUICK = {
-  S1: [0.3, 1], S2: [0.5, 1.5], S3: [0.5, 1], S5: [0.5, 1.5], S6: [0.5, 1.5], S7: [0.5, 1.5], S8: [0.5, 1.5], S8L: [0.5, 1],
+  S1: [0.3, 1], S2: [0.5, 1.5], S3: [0.5, 1], S5: [0.5, 1.5], S6: [0.5, 1.5], S7: [0.5, 1.5], S8: [0.5, 1.5], S8L: [0.5, 1], S9: [0.5, 1.5], S10: [0.5, 1.5],
   idle: 10000, idleZ: 2000
 };
 
@@ -191,6 +192,31 @@ const SCENARIOS = [
     load: (d) => ['-S', '-m', 'echo', '-c', '10', '-k', '1', '-s', '1m', '-b', '-w', d.S8L[0], '-d', d.S8L[1]],
     metrics: [{ key: 'mb_per_s', name: 'MB/s (higher is better)', fmt: 1 }],
     extra: ['client_cpu']
+  },
+  {
+    // The server publishes one message to all 1,000 per event-loop turn
+    // (servers/broadcast.js; uws.js and cserver with BENCH_BROADCAST):
+    // ws-native's wss.publish() (docs/topics.md), uWS's app.publish(), ws's
+    // loop over wss.clients (ws has nothing else), the C server's loop.
+    // wsload counts what arrives.
+    id: 'S9',
+    title: 'broadcast, 1,000 conns, one 64 B text message to all per server turn',
+    broadcast: { conns: 1000, size: 64 },
+    load: (d) => ['-m', 'broadcast', '-c', '1000', '-s', '64', '-t', '-w', d.S9[0], '-d', d.S9[1]],
+    metrics: [{ key: 'msgs_per_s', name: 'delivered msg/s (higher is better)', fmt: 0 }],
+    extra: ['client_cpu']
+  },
+  {
+    // socket.io (servers/socketio-broadcast.js) with wsEngine ws or
+    // ws-native: io.to(room).emit() of one 64-character string per server
+    // turn to 1,000 socket.io clients (wsload -I), events counted.
+    id: 'S10',
+    title: 'socket.io io.to(room).emit, 1,000 sockets, one 64-char event per server turn',
+    broadcast: { conns: 1000, size: 64 },
+    socketio: true,
+    load: (d) => ['-m', 'broadcast', '-I', '-c', '1000', '-s', '64', '-t', '-w', d.S10[0], '-d', d.S10[1]],
+    metrics: [{ key: 'msgs_per_s', name: 'delivered events/s (higher is better)', fmt: 0 }],
+    extra: ['client_cpu']
   }
 ];
 
@@ -237,7 +263,7 @@ function parseArgs(argv) {
 
 function usage(err) {
   const text =
-    'usage: node bench/run.js [--quick] [--only S1,S2,S3,S4,S4Z,S4ZN,S5,S5N,S6,S7,S8,S8L]\n' +
+    'usage: node bench/run.js [--quick] [--only S1,S2,S3,S4,S4Z,S4ZN,S5,S5N,S6,S7,S8,S8L,S9,S10]\n' +
     '                         [--impl ws,uws,native-thread,native-main,c|native]\n' +
     '                         [--reps N] [--no-pin]\n';
   if (err) {
@@ -301,8 +327,16 @@ function reasonFrom(stderr, fallback) {
 
 // The server under test for `impl` (servers/<impl>.js or build/cserver),
 // pinned to the server's CPU; `env` adds to the implementation's environment.
-function implServer(impl, exposeGc, env) {
+function implServer(impl, exposeGc, env, scn) {
   const i = IMPLS[impl];
+  if (scn && scn.broadcast) {
+    // S9: the broadcasting server of each implementation (see S9).
+    const b = { BENCH_BROADCAST: String(scn.broadcast.conns), BENCH_SIZE: String(scn.broadcast.size) };
+    const script = scn.socketio ? 'socketio-broadcast.js' : impl === 'uws' || impl === 'c' ? i.script : 'broadcast.js';
+    const how = impl === 'ws' ? { BENCH_LIB: 'ws', BENCH_HOW: 'clients' }
+      : impl.startsWith('native-') ? { BENCH_LIB: 'ws-native', BENCH_HOW: 'publish' } : {};
+    return { script, bin: i.bin, env: { ...i.env, ...env, ...b, ...how }, exposeGc, pin: pinning && pinning.server, name: i.label };
+  }
   return { script: i.script, bin: i.bin, env: { ...i.env, ...env }, exposeGc, pin: pinning && pinning.server, name: i.label };
 }
 
@@ -478,7 +512,7 @@ async function startServer(spec) {
 async function measureLoad(scn, impl, durations) {
   // S8, S8L: wss:// with S6's self-signed certificate.
   const env = scn.tls ? { ...scn.env, BENCH_TLS_DIR: certificates() } : scn.env;
-  const { server, port } = await startServer(implServer(impl, false, env));
+  const { server, port } = await startServer(implServer(impl, false, env, scn));
   try {
     const args = scn.load(durations).map(String);
     const secs = args.reduce((s, a, i) => (args[i - 1] === '-w' || args[i - 1] === '-d' ? s + Number(a) : s), 0);

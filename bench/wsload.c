@@ -37,6 +37,15 @@
  *            connect() to a verified 101, TLS included with -S) p50/p99.
  *            Every connection must close cleanly: a server that resets or
  *            ends the TCP connection without its close frame fails the run.
+ *   broadcast N connections that send nothing and count the messages the
+ *            server pushes to them (bench S9: one message published to all
+ *            per server turn); every message must be S bytes of 'x', of the
+ *            type -t/-b says. Prints delivered msgs/s over all connections.
+ *            With -I (--socketio, bench S10) each connection is a socket.io
+ *            client over the websocket transport (engine.io 4): the upgrade
+ *            goes to /socket.io/?EIO=4&transport=websocket, "40" joins the
+ *            main namespace, and only EVENT packets ("42...") count; others
+ *            (the open and connect packets) are read and ignored.
  *
  * TLS (-S): wss://. The TLS handshake (OpenSSL, any certificate accepted:
  * the bench server's is self-signed and this is a load generator, not a
@@ -119,7 +128,7 @@
 #define HANDSHAKE_MAX 8192
 #define CLOSE_TIMEOUT_S 5.0
 
-enum mode { MODE_ECHO, MODE_LATENCY, MODE_IDLE, MODE_CHURN };
+enum mode { MODE_ECHO, MODE_LATENCY, MODE_IDLE, MODE_CHURN, MODE_BROADCAST };
 
 static struct {
   const char *host;
@@ -140,6 +149,7 @@ static struct {
   bool json;    /* -j: JSON-like payloads */
   uint32_t active; /* idle mode: messages each connection sends on request */
   bool tls;        /* -S: wss:// */
+  bool socketio;   /* -I: broadcast mode as a socket.io client */
 } opt = {
     .host = "127.0.0.1",
     .port = NULL,
@@ -195,6 +205,7 @@ struct conn {
   bool frame_fin;
   bool got_close;
   uint8_t stash[STASH_MAX];
+  uint8_t sio_head[2]; /* -I: the first payload bytes of the message */
   size_t stash_len;
 
   /* permessage-deflate, as agreed in the 101 */
@@ -852,6 +863,7 @@ static void send_message(struct conn *c, uint32_t seq) {
 static bool sending_allowed(const struct conn *c) {
   /* churn: each connection sends one message, whatever the phase. */
   if (opt.mode == MODE_CHURN) return c->send_seq == 0;
+  if (opt.mode == MODE_BROADCAST) return false; /* it only listens */
   if (g.phase == PH_ACTIVE) return c->send_seq < opt.active;
   return g.phase == PH_WARMUP || g.phase == PH_MEASURE;
 }
@@ -1074,6 +1086,12 @@ static void handshake_read(struct conn *c) {
     refill(c); /* its one message */
     return;
   }
+  if (opt.socketio) {
+    /* socket.io: CONNECT to the main namespace (engine.io MESSAGE "4" +
+     * socket.io CONNECT "0"). */
+    append_frame(c, 1, (const uint8_t *)"40", 2, 0);
+    flush(c);
+  }
   if (extra) process_frames(c, leftover, extra);
   if (g.started < opt.conns) start_connect(&g.conns[g.started]);
   if (g.established == opt.conns) begin_traffic();
@@ -1092,6 +1110,15 @@ static void add_sample(uint64_t ns) {
 }
 
 static void message_done(struct conn *c) {
+  if (opt.socketio) {
+    /* Only EVENT packets are the broadcast; they carry the 'x's in JSON. */
+    c->in_msg = false;
+    if (c->sio_head[0] != '4' || c->sio_head[1] != '2') return;
+    if (c->msg_off < opt.size)
+      die(EXIT_VERIFY, "connection %" PRIu32 ": a %zu-byte event, under the %zu bytes broadcast", c->id, c->msg_off,
+          opt.size);
+    c->msg_off = opt.size;
+  }
   if (c->msg_off != opt.size)
     die(EXIT_VERIFY, "connection %" PRIu32 ", message %" PRIu32 ": echoed %zu bytes, sent %zu", c->id, c->recv_seq,
         c->msg_off, opt.size);
@@ -1101,7 +1128,9 @@ static void message_done(struct conn *c) {
   g.msgs_total++;
   g.plain_in += opt.size;
   g.t_progress = 0; /* refreshed lazily by the main loop: saves a clock read per message */
-  if ((opt.mode == MODE_CHURN || g.phase == PH_DRAIN) && c->recv_seq == c->send_seq) start_close(c);
+  if ((opt.mode == MODE_CHURN || g.phase == PH_DRAIN) && c->recv_seq == c->send_seq &&
+      opt.mode != MODE_BROADCAST)
+    start_close(c);
   if (g.phase == PH_ACTIVE && c->recv_seq == opt.active && !c->active_done) active_conn_done(c);
 }
 
@@ -1130,7 +1159,16 @@ static void process_frames(struct conn *c, uint8_t *buf, size_t len) {
   while (pos < len && c->state != CS_DONE) {
     if (c->frame_rem > 0) {
       size_t n = len - pos < c->frame_rem ? len - pos : (size_t)c->frame_rem;
-      if (c->msg_z) {
+      if (opt.mode == MODE_BROADCAST && opt.socketio) {
+        for (size_t i = 0; i < n && c->msg_off + i < 2; i++) c->sio_head[c->msg_off + i] = buf[pos + i];
+        c->msg_off += n;
+      } else if (opt.mode == MODE_BROADCAST) {
+        for (size_t i = 0; i < n; i++)
+          if (buf[pos + i] != 'x')
+            die(EXIT_VERIFY, "connection %" PRIu32 ": broadcast byte %zu is 0x%02x, not 'x'", c->id, c->msg_off + i,
+                buf[pos + i]);
+        c->msg_off += n;
+      } else if (c->msg_z) {
         inflate_range(c, buf + pos, n);
       } else {
         verify_range(c, c->msg_off, buf + pos, n);
@@ -1184,15 +1222,16 @@ static void process_frames(struct conn *c, uint8_t *buf, size_t len) {
       if (op != (opt.binary ? 2 : 1))
         die(EXIT_VERIFY, "connection %" PRIu32 ": echo came back as %s, sent %s", c->id, op == 2 ? "binary" : "text",
             opt.binary ? "binary" : "text");
-      if (c->recv_seq == c->send_seq)
+      if (c->recv_seq == c->send_seq && opt.mode != MODE_BROADCAST)
         die(EXIT_VERIFY, "connection %" PRIu32 ": message received with none in flight (duplicate echo?)", c->id);
       c->in_msg = true;
       c->msg_off = 0;
+      c->sio_head[0] = c->sio_head[1] = 0;
       c->msg_z = (b0 & 0x40) != 0;
     } else {
       die(EXIT_PROTO, "connection %" PRIu32 ": reserved opcode %u", c->id, op);
     }
-    if (!c->msg_z && plen > opt.size - c->msg_off)
+    if (!c->msg_z && !opt.socketio && plen > opt.size - c->msg_off)
       die(EXIT_VERIFY, "connection %" PRIu32 ", message %" PRIu32 ": echo longer than the %zu bytes sent", c->id,
           c->recv_seq, opt.size);
     c->frame_rem = plen;
@@ -1302,7 +1341,8 @@ static void begin_drain(uint64_t t) {
   if (opt.mode == MODE_CHURN) return;
   for (uint32_t i = 0; i < opt.conns; i++) {
     struct conn *c = &g.conns[i];
-    if (c->state == CS_OPEN && c->recv_seq == c->send_seq) start_close(c);
+    /* broadcast: nothing is in flight, messages come until our close. */
+    if (c->state == CS_OPEN && (c->recv_seq == c->send_seq || opt.mode == MODE_BROADCAST)) start_close(c);
   }
 }
 
@@ -1369,8 +1409,8 @@ static void tick(void) {
       die(EXIT_STALL, "stalled: no connection progressed (handshake, echo or close) for %.1f s; %" PRIu32
           " of %" PRIu32 " under way in the handshake", opt.timeout, g.started - g.established, opt.conns);
     if (t - g.t_progress > timeout_ns)
-      die(EXIT_STALL, "stalled: no echo for %.1f s with %" PRIu64 " messages in flight (lost by the server?)",
-          opt.timeout, in_flight());
+      die(EXIT_STALL, "stalled: no %s for %.1f s with %" PRIu64 " messages in flight (lost by the server?)",
+          opt.mode == MODE_BROADCAST ? "message" : "echo", opt.timeout, in_flight());
     if (opt.mode == MODE_CHURN && g.phase != PH_DRAIN) churn_restart();
     if (g.phase == PH_WARMUP && t - g.t_phase >= (uint64_t)(opt.warmup * 1e9)) {
       g.phase = PH_MEASURE;
@@ -1463,7 +1503,8 @@ static void report(void) {
   printf("{\"mode\":\"%s\",\"connections\":%" PRIu32 ",\"inflight\":%" PRIu32
          ",\"size\":%zu,\"type\":\"%s\",\"warmup_s\":%.3f,\"duration_s\":%.3f,\"messages\":%" PRIu64
          ",\"msgs_per_s\":%.1f,\"mb_per_s\":%.3f,\"verified_messages\":%" PRIu64 ",\"unclean_closes\":%" PRIu64,
-         opt.mode == MODE_LATENCY ? "latency" : "echo", opt.conns, opt.inflight, opt.size,
+         opt.mode == MODE_LATENCY ? "latency" : opt.mode == MODE_BROADCAST ? "broadcast" : "echo", opt.conns,
+         opt.inflight, opt.size,
          opt.binary ? "binary" : "text", opt.warmup, dur, msgs, rate, rate * (double)opt.size / 1e6, g.msgs_total,
          g.unclean);
   /* Our own CPU use while measuring: near 1.0 means the generator, not the
@@ -1494,7 +1535,7 @@ static void usage(FILE *f) {
           "  -H, --host HOST        server address (default 127.0.0.1)\n"
           "  -p, --port PORT        server port (required)\n"
           "  -u, --path PATH        request path (default /)\n"
-          "  -m, --mode MODE        echo | latency | idle | churn (default echo)\n"
+          "  -m, --mode MODE        echo | latency | idle | churn | broadcast (default echo)\n"
           "  -c, --connections N    connections (default 1; idle: required;\n"
           "                         churn: connections under way at once)\n"
           "  -k, --inflight K       messages in flight per connection (default 1)\n"
@@ -1512,6 +1553,7 @@ static void usage(FILE *f) {
           "  -a, --active M         idle mode: on the first stdin line each connection sends\n"
           "                         M messages and waits for the echoes; the next line lets go\n"
           "  -S, --tls              wss://: TLS (certificate not checked) under the upgrade\n"
+          "  -I, --socketio         broadcast mode as socket.io clients (counts \"42\" events)\n"
           "Prints one JSON line. Exit: 0 ok, 1 usage, 2 connection/protocol error,\n"
           "3 echo verification failure, 4 stall (lost messages).\n");
 }
@@ -1544,9 +1586,10 @@ static void parse_args(int argc, char **argv) {
       {"deflate", no_argument, 0, 'z'},        {"zlevel", required_argument, 0, 'Z'},
       {"json", no_argument, 0, 'j'},           {"active", required_argument, 0, 'a'},
       {"tls", no_argument, 0, 'S'},            {"help", no_argument, 0, 'h'},
+      {"socketio", no_argument, 0, 'I'},
       {0, 0, 0, 0}};
   int ch;
-  while ((ch = getopt_long(argc, argv, "H:p:u:m:c:k:s:tbd:n:w:T:zja:Sh", lopts, NULL)) != -1) {
+  while ((ch = getopt_long(argc, argv, "H:p:u:m:c:k:s:tbd:n:w:T:zja:ShI", lopts, NULL)) != -1) {
     switch (ch) {
     case 'H': opt.host = optarg; break;
     case 'p': opt.port = optarg; break;
@@ -1556,6 +1599,7 @@ static void parse_args(int argc, char **argv) {
       else if (strcmp(optarg, "latency") == 0) opt.mode = MODE_LATENCY;
       else if (strcmp(optarg, "idle") == 0) opt.mode = MODE_IDLE;
       else if (strcmp(optarg, "churn") == 0) opt.mode = MODE_CHURN;
+      else if (strcmp(optarg, "broadcast") == 0) opt.mode = MODE_BROADCAST;
       else die(EXIT_USAGE, "unknown mode %s", optarg);
       break;
     case 'c': opt.conns = (uint32_t)parse_num(optarg, "connections"); break;
@@ -1576,6 +1620,10 @@ static void parse_args(int argc, char **argv) {
     case 'j': opt.json = true; break;
     case 'a': opt.active = (uint32_t)parse_num(optarg, "active"); break;
     case 'S': opt.tls = true; break;
+    case 'I':
+      opt.socketio = true;
+      opt.path = "/socket.io/?EIO=4&transport=websocket";
+      break;
     case 'h': usage(stdout); exit(0);
     default: usage(stderr); exit(EXIT_USAGE);
     }
@@ -1596,6 +1644,9 @@ static void parse_args(int argc, char **argv) {
     if (opt.messages) die(EXIT_USAGE, "churn mode measures a duration, not -n");
     opt.inflight = 1;
   }
+  if (opt.socketio && opt.mode != MODE_BROADCAST) die(EXIT_USAGE, "--socketio is for broadcast mode");
+  if (opt.mode == MODE_BROADCAST && (opt.deflate || opt.messages))
+    die(EXIT_USAGE, "broadcast mode has no -z and measures a duration");
   if (opt.connect_batch == 0) opt.connect_batch = 1;
   if (opt.timeout <= 0) opt.timeout = 10;
   if (opt.duration <= 0 && opt.messages == 0 && opt.mode != MODE_IDLE) die(EXIT_USAGE, "need a duration or -n");

@@ -231,6 +231,8 @@ static struct {
   int conn_known;      /* JS knows conn_id */
   int conn_closed;     /* CLOSED seen */
   int open;            /* JS's readyState OPEN */
+  int subscribed;      /* JS subscribed the connection to the topic */
+  uint32_t dropped_seen; /* DROPPED events that named it */
   int close_sent;      /* JS sent its close frame */
   int handshake_pending;
   int terminated;
@@ -506,7 +508,7 @@ static int iov_own(const uv_stream_t *s, const uv_buf_t bufs[], unsigned i) {
   /* An external record has two buffers (header, payload), or one when
    * its header is already written. */
   for (; rec; rec = rec->next, off = 0) {
-    unsigned bufs_of = 1;
+    unsigned bufs_of = 1; /* a shared record (a publish's frame) too */
     if (rec->flags & WSN_CMD_EXTERNAL)
       bufs_of = off < rec->len - wsn_cmd_ext(rec).len ? 2 : 1;
     if (i < k + bufs_of) break;
@@ -514,7 +516,12 @@ static int iov_own(const uv_stream_t *s, const uv_buf_t bufs[], unsigned i) {
   }
   CHECK(rec != NULL);
   const uint8_t *end = rec->data + rec->off + rec->len;
-  if (rec->flags & WSN_CMD_EXTERNAL) {
+  if (rec->flags & WSN_CMD_SHARED) {
+    wsn_shared_t *sh;
+    memcpy(&sh, rec->data, sizeof(sh));
+    CHECK(sh->refs > 0 && rec->off + rec->len <= sh->len);
+    end = sh->data + rec->off + rec->len;
+  } else if (rec->flags & WSN_CMD_EXTERNAL) {
     wsn_cmd_ext_t x = wsn_cmd_ext(rec);
     int payload = (i == k + 1) || !(off < rec->len - x.len);
     end = payload ? x.base + x.len : rec->data + rec->off + (rec->len - x.len);
@@ -1257,6 +1264,15 @@ static void on_event(const wsn_event_t *ev, const uint8_t *payload) {
           js_answer_handshake(J.reject, pending_head, pending_head_len);
       }
       return;
+    case WSN_EV_DROPPED: {
+      /* A publish skipped the connection: its id, the topic, the data. */
+      CHECK(id == 0 && ev->c == 1 && ev->len >= 8 + 1 && ev->b == 1);
+      uint64_t who = 0;
+      for (int i = 0; i < 8; i++) who |= (uint64_t)payload[i] << (8 * i);
+      CHECK(who == J.conn_id && payload[8] == 't');
+      J.dropped_seen++;
+      return;
+    }
     default:
       break;
   }
@@ -1885,6 +1901,62 @@ static void peer_frame(in_t *in, int p) {
   wsn_buf_free(&body);
 }
 
+/* Topics (src/publish.c): JS subscribes its connection to topic "t" (only
+ * a server's, and only while open, as lib/topics.js does) and publishes
+ * to it through one PUBLISH command, the frame built as binding.c builds
+ * it. The frame must then arrive as a send's would (compressed when
+ * deflate was agreed and asked for), unless C skips the connection: a
+ * closing one silently, one over maxBackpressure (0 here when the script
+ * says: any byte buffered) with a DROPPED event. JS counts the frame for
+ * a subscriber it believes open, and C writes off what it does not queue,
+ * so bufferedAmount stays exact. */
+static void js_subscribe(void) {
+  if (!J.is_server || !J.open || J.conn_closed || J.close_sent) return;
+  int sub = !J.subscribed;
+  wsn_cmd_t *cmd = cmd_new(sub ? WSN_CMD_SUBSCRIBE : WSN_CMD_UNSUBSCRIBE,
+                           J.conn_id, 1);
+  CHECK(cmd != NULL);
+  cmd->data[0] = 't';
+  cmd->arg = 1; /* the hub */
+  J.subscribed = sub;
+  push(cmd);
+}
+
+static void js_publish(in_t *in) {
+  int b = take(in), l = take(in);
+  if (b < 0 || l < 0) return;
+  size_t n = (size_t)l + ((size_t)(b >> 4) << 8);
+  wsn_publish_args_t a;
+  memset(&a, 0, sizeof(a));
+  size_t at = sizeof(a) + 1 + 14;
+  wsn_cmd_t *cmd = cmd_new(WSN_CMD_PUBLISH, (b & 8) ? J.conn_id : 0, at + n);
+  CHECK(cmd != NULL);
+  cmd->data[sizeof(a)] = 't';
+  fill(in, cmd->data + at, n);
+  int opcode = (b & 1) ? WSN_OP_BINARY : WSN_OP_TEXT;
+  size_t h = wsn_frame_header_size(n, 0);
+  wsn_frame_header(cmd->data + at - h, 1, 0, opcode, n, NULL);
+  a.hub = 1;
+  a.topic_len = 1;
+  a.max_backpressure = (b & 4) ? 0 : UINT64_MAX;
+  a.flags = ((b & 1) ? WSN_PUB_BINARY : 0) | ((b & 2) ? WSN_PUB_COMPRESS : 0);
+  a.counted = h + n;
+  a.header_len = (uint32_t)h;
+  memcpy(cmd->data, &a, sizeof(a));
+  cmd->off = at - h;
+  cmd->len = h + n;
+  /* The subscriber's side of it (not the publisher: ws.publish skips it). */
+  if (J.subscribed && !J.conn_closed && !(b & 8)) {
+    J.counted += a.counted;
+    wsn_conn_t *c = the_conn();
+    if (c && c->state == WSN_CS_OPEN && !c->close_sent && !c->shut) {
+      if (wsn_outbox_buffered(c) <= a.max_backpressure)
+        expect_sent((uint8_t)opcode, (b & 2) && c->pmd, cmd->data + at, n);
+    }
+  }
+  push(cmd);
+}
+
 static void js_send(in_t *in) {
   int b = take(in), l = take(in);
   if (b < 0 || l < 0) return;
@@ -1999,6 +2071,10 @@ static void run_script(in_t *in) {
           push(cmd);
         } else if ((p & 3) == 1) {
           js_settings(in);
+        } else if (p == 14) {
+          js_subscribe();
+        } else if (p == 15) {
+          js_publish(in);
         } else if (J.conn_id && !J.conn_closed) {
           wsn_cmd_t *cmd = cmd_new(WSN_CMD_SOCKOPT, J.conn_id, 0);
           CHECK(cmd != NULL);

@@ -29,6 +29,10 @@ const deliver = () => [0x09];
 const accept = () => [0x0c];
 const reject = () => [0x1c];
 const tick = (n) => [0x0b | ((n - 1) << 4)];
+// Topics: op 13 with p 14 toggles the subscription, p 15 publishes
+// (flags byte: 1 binary, 2 compress, 4 maxBackpressure 0, 8 from itself).
+const subscribe = () => 0xed;
+const publish = (flags, text) => [0xfd, flags, text.length, ...Buffer.from(text)];
 // A masked text frame from a client peer (opcode 1, FIN).
 const peerText = (len) => [0x01, 0x01, len];
 const peerPing = (len) => [0x01, 0x04, len];
@@ -96,7 +100,17 @@ const seeds = {
       'Connection: Upgrade\r\nSec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n'),
     ...iterate(4)],
   'client-not-http': [...config({ role: 3 }), ...peerBytes('SSH-2.0-OpenSSH\r\n\r\n'),
-    ...iterate(4)]
+    ...iterate(4)],
+  // Topics: subscribe, publish (text; binary compressed; from the
+  // subscriber itself; past a maxBackpressure of 0 behind a send),
+  // unsubscribe, publish to nobody.
+  'topics-publish': [...config({ raw: 0 }), ...iterate(3), ...deliver(), subscribe(),
+    ...publish(0x00, 'hello'), ...iterate(2), ...publish(0x08, 'self'),
+    0x04, 0x00, 3, 0x61, 0x62, 0x63, ...publish(0x04, 'full'), ...iterate(2), ...deliver(),
+    subscribe(), ...publish(0x00, 'nobody'), ...iterate(2)],
+  'topics-deflate': [...config({ needsJs: 1, pmd: 1, raw: 0 }), ...iterate(3), ...deliver(),
+    subscribe(), ...publish(0x03, 'compressed '.repeat(8)), ...publish(0x02, 'again'),
+    ...iterate(3)]
 };
 
 for (const [name, bytes] of Object.entries(seeds)) {

@@ -39,7 +39,7 @@ const targetIds = [];
 const displaced = new Map();
 const {
   OFF_TYPE, OFF_SLOT, OFF_GEN, OFF_LEN, OFF_A, OFF_B, OFF_C, EVENT_SIZE,
-  EV_MESSAGE, EV_CONNECTION, EV_HANDSHAKE, MSG_EXTERNAL
+  EV_MESSAGE, EV_CONNECTION, EV_HANDSHAKE, MSG_EXTERNAL, EV_DROPPED
 } = C;
 let started = false;
 let live = 0;
@@ -181,7 +181,17 @@ function dispatch(buf, externals, end) {
     const target = targetOf(
       type === EV_CONNECTION || type === EV_HANDSHAKE ? c : id
     );
-    if (target === undefined) continue;
+    if (target === undefined) {
+      // A publish skipped slow subscribers (id 0: for several sockets).
+      if (type === EV_DROPPED) {
+        const err = require('./topics').emitDropped(payload, a, b, c, targetOf);
+        if (err !== undefined && !failed) {
+          failed = true;
+          firstError = err;
+        }
+      }
+      continue;
+    }
     try {
       target._onNativeEvent(type, payload, a, b, c, id);
     } catch (err) {

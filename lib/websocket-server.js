@@ -28,6 +28,7 @@ const { adoptSocket } = require('./adopt');
 const { addressesOf, forwardSocket } = require('./socket');
 const { checkFlowOptions, limitsOf } = require('./limits');
 const pmd = require('./pmd');
+const topics = require('./topics');
 const WebSocket = require('./websocket');
 
 const RUNNING = 0;
@@ -94,6 +95,7 @@ class WebSocketServer extends EventEmitter {
     // ws-native only: highWaterMark, idleTimeout, sendPings
     // (docs/flow-control.md).
     checkFlowOptions(options);
+    topics.checkServerOptions(options);
 
     if (options.clientTracking) {
       this.clients = new Set();
@@ -210,6 +212,28 @@ class WebSocketServer extends EventEmitter {
     if (!this.options.autoPong) flags |= C.SERVER_NO_AUTO_PONG;
     if (this.options.skipUTF8Validation) flags |= C.SERVER_SKIP_UTF8;
     return flags;
+  }
+
+  /**
+   * Topics (ws-native only; docs/topics.md): sends `data` to every
+   * subscriber of `topic` among this server's sockets, framed once.
+   * Returns the number of sockets it was queued to.
+   *
+   * @param {string} topic
+   * @param {*} data as send() takes it (no Blob)
+   * @param {{binary?: boolean, compress?: boolean}} [options]
+   * @return {number}
+   */
+  publish(topic, data, options) {
+    return topics.publish(this, null, topic, data, options);
+  }
+
+  /**
+   * @param {string} topic
+   * @return {number} this server's sockets subscribed to `topic`
+   */
+  subscriberCount(topic) {
+    return topics.subscriberCount(this, topic);
   }
 
   address() {
@@ -445,11 +469,12 @@ class WebSocketServer extends EventEmitter {
 
   /** @private */
   _track(ws) {
+    // Its topics are this server's (lib/topics.js), tracked or not.
+    ws._wss = this;
     if (!this.clients) return;
     this.clients.add(ws);
     // ws's listener, shared by every connection instead of a closure each
     // (S4: RSS per idle connection).
-    ws._wss = this;
     ws.on('close', untrack);
   }
 

@@ -24,6 +24,7 @@ const {
 } = require('./limits');
 const { NativeSocket } = require('./socket');
 const WebSocketSender = require('./websocket-sender');
+const topics = require('./topics');
 const {
   BINARY_TYPES,
   CLOSE_TIMEOUT,
@@ -250,6 +251,7 @@ class WebSocket extends EventEmitter {
       release();
     }
     if (this._ns !== null) this._ns._closed();
+    if (this._subs !== null) topics.leaveAll(this);
     const cbs = this._callbacks;
     this._callbacks = NO_CALLBACKS;
     if (cbs.length) {
@@ -384,6 +386,64 @@ class WebSocket extends EventEmitter {
     const ack = cb || this._ackForDrain(size);
     this._sent += binding.sendFrame(this._id, list, ack ? C.SEND_ACK : 0);
     if (cb) addCallback(this, [this._sent, cb]);
+  }
+
+  /**
+   * Topics (ws-native only; docs/topics.md): this socket receives what is
+   * published to `topic` on its server.
+   *
+   * @param {string} topic
+   */
+  subscribe(topic) {
+    topics.subscribe(this, topic);
+  }
+
+  /** @param {string} topic */
+  unsubscribe(topic) {
+    topics.unsubscribe(this, topic);
+  }
+
+  /**
+   * @param {string} topic
+   * @return {boolean}
+   */
+  isSubscribed(topic) {
+    return topics.isSubscribed(this, topic);
+  }
+
+  /** The topics this socket is in (a copy). */
+  get topics() {
+    return topics.topicsOf(this);
+  }
+
+  /**
+   * Sends `data` to every subscriber of `topic` on this socket's server
+   * but this socket. Returns the number of sockets it was queued to.
+   *
+   * @param {string} topic
+   * @param {*} data as send() takes it (no Blob)
+   * @param {{binary?: boolean, compress?: boolean}} [options]
+   * @return {number}
+   */
+  publish(topic, data, options) {
+    if (this._wss == null) {
+      throw new Error(
+        'ws-native: publish() is for sockets a WebSocketServer made, not ' +
+          'for clients'
+      );
+    }
+    return topics.publish(this._wss, this, topic, data, options);
+  }
+
+  /**
+   * A publish queued `size` bytes for this subscriber (lib/topics.js):
+   * counted in bufferedAmount as a send() of them is, this turn included.
+   *
+   * @private
+   */
+  _published(size) {
+    if (this._turnBase < 0) markTurn(this);
+    this._sent += size;
   }
 
   ping(data, mask, cb) {
@@ -883,7 +943,9 @@ for (const [name, value] of Object.entries({
   // Backpressure (docs/flow-control.md), for clients too: an instance
   // gets its own only when it differs.
   _highWaterMark: DEFAULT_HIGH_WATER_MARK,
-  _needDrain: false
+  _needDrain: false,
+  _wss: undefined, // the server that made it (lib/websocket-server.js)
+  _subs: null // its topics (lib/topics.js), a Set once it subscribed
 })) {
   Object.defineProperty(WebSocket.prototype, name,
     { configurable: true, writable: true, value });

@@ -29,6 +29,7 @@
 #include "loop.h"
 #include "rand.h"
 #include "tls.h"
+#include "topics.h"
 
 typedef struct {
   napi_env env;
@@ -1385,6 +1386,115 @@ static napi_value close_fn(napi_env env, napi_callback_info info) {
   return make_number(env, (double)frame_len);
 }
 
+/* ---- topics (docs/topics.md) ------------------------------------------ */
+
+/* subscribe(id, hub, topic) and unsubscribe(id, hub, topic): in order with
+ * the socket's sends. JS checked the arguments. */
+static napi_value topic_cmd(napi_env env, napi_callback_info info,
+                            uint32_t type) {
+  napi_value argv[3];
+  CHECK(get_args(env, info, 3, argv) == 0 ? napi_ok : napi_generic_failure);
+  wsn_binding_t *b = get_binding(env);
+  if (!b->started || b->stopped) return undefined(env);
+  wsn_id_t id = get_id(env, argv[0]);
+  size_t n;
+  if (id == 0 ||
+      napi_get_value_string_utf8(env, argv[2], NULL, 0, &n) != napi_ok)
+    return undefined(env);
+  wsn_cmd_t *cmd = wsn_cmd_new(type, id, n + 1);
+  if (cmd == NULL) return throw_error(env, "ws-native: out of memory");
+  napi_get_value_string_utf8(env, argv[2], (char *)cmd->data, n + 1, &n);
+  cmd->len = n;
+  cmd->arg = (uint32_t)get_double(env, argv[1], 0);
+  enqueue(env, b, cmd);
+  return undefined(env);
+}
+
+static napi_value subscribe_fn(napi_env env, napi_callback_info info) {
+  return topic_cmd(env, info, WSN_CMD_SUBSCRIBE);
+}
+
+static napi_value unsubscribe_fn(napi_env env, napi_callback_info info) {
+  return topic_cmd(env, info, WSN_CMD_UNSUBSCRIBE);
+}
+
+/* Thread mode: publishes the I/O thread has not run yet. Past this many,
+ * publish() waits until half are done: the fan-out of one publish costs
+ * the I/O thread a record per subscriber, and a JS loop publishing faster
+ * than that would grow the command queue without end. Main-loop mode needs
+ * no bound: there the fan-out runs inside publish(). */
+#define PUB_PENDING_MAX 256u
+#define PUB_WAIT_MAX_MS 5000
+
+/* Pushes this turn's commands and waits (sleeping 100 µs at a time) for
+ * the loop to work the queue down; gives up after PUB_WAIT_MAX_MS (a
+ * stopping loop runs no more commands). */
+static void publish_wait(wsn_binding_t *b) {
+  turn_flush(b);
+  for (int i = 0; i < PUB_WAIT_MAX_MS * 10 && !b->stopped &&
+                  atomic_load(&b->loop.pub_pending) > PUB_PENDING_MAX / 2;
+       i++)
+    usleep(100);
+}
+
+/* publish(skipId, hub, topic, data, flags, maxBackpressure, threshold) ->
+ * the frame's size, which JS counts for each subscriber. One command for
+ * all subscribers: the frame (a server's: unmasked) is built here once,
+ * its header right-aligned before the payload as finish_frame does. */
+static napi_value publish_fn(napi_env env, napi_callback_info info) {
+  napi_value argv[7];
+  CHECK(get_args(env, info, 7, argv) == 0 ? napi_ok : napi_generic_failure);
+  wsn_binding_t *b = get_binding(env);
+  if (!usable(env, b)) return NULL;
+  size_t topic_len, n = 0;
+  if (napi_get_value_string_utf8(env, argv[2], NULL, 0, &topic_len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "ws-native: the topic must be a string");
+    return NULL;
+  }
+  napi_valuetype t;
+  napi_typeof(env, argv[3], &t);
+  const uint8_t *p = NULL;
+  if (t == napi_string) {
+    if (napi_get_value_string_utf8(env, argv[3], NULL, 0, &n) != napi_ok)
+      return NULL;
+  } else if (get_bytes(env, argv[3], &p, &n) != 0) {
+    napi_throw_type_error(env, NULL, "ws-native: data must be a string or bytes");
+    return NULL;
+  }
+  wsn_publish_args_t a;
+  memset(&a, 0, sizeof(a));
+  size_t at = sizeof(a) + topic_len + 14; /* where the payload goes */
+  wsn_cmd_t *cmd = wsn_cmd_new(WSN_CMD_PUBLISH, get_id(env, argv[0]),
+                               at + n + 1);
+  if (cmd == NULL) return throw_error(env, "ws-native: out of memory");
+  napi_get_value_string_utf8(env, argv[2], (char *)cmd->data + sizeof(a),
+                             topic_len + 1, &topic_len);
+  if (t == napi_string)
+    napi_get_value_string_utf8(env, argv[3], (char *)cmd->data + at, n + 1, &n);
+  else if (n)
+    memcpy(cmd->data + at, p, n);
+  a.flags = (uint32_t)get_double(env, argv[4], 0);
+  int opcode = (a.flags & WSN_PUB_BINARY) ? WSN_OP_BINARY : WSN_OP_TEXT;
+  size_t h = wsn_frame_header_size(n, 0);
+  wsn_frame_header(cmd->data + at - h, 1, 0, opcode, n, NULL);
+  double mb = get_double(env, argv[5], -1);
+  double th = get_double(env, argv[6], 0);
+  a.hub = (uint32_t)get_double(env, argv[1], 0);
+  a.topic_len = (uint32_t)topic_len;
+  a.max_backpressure = mb >= 0 && mb < 1.8e19 ? (uint64_t)mb : UINT64_MAX;
+  a.threshold = th > 0 && th < 1.8e19 ? (uint64_t)th : 0;
+  a.counted = h + n;
+  a.header_len = (uint32_t)h;
+  memcpy(cmd->data, &a, sizeof(a));
+  cmd->off = at - h;
+  cmd->len = h + n;
+  atomic_fetch_add(&b->loop.pub_pending, 1);
+  enqueue(env, b, cmd);
+  if (!b->main_mode && atomic_load(&b->loop.pub_pending) > PUB_PENDING_MAX)
+    publish_wait(b);
+  return make_number(env, (double)(h + n));
+}
+
 /* written(id) -> bytes of this connection handed to the kernel, or -1. */
 static napi_value written_fn(napi_env env, napi_callback_info info) {
   napi_value argv[1];
@@ -1419,8 +1529,12 @@ static napi_value make_constants(napi_env env) {
   EV(HANDSHAKE); EV(OPEN); EV(MESSAGE); EV(PING); EV(PONG); EV(CLOSE_FRAME);
   EV(ERROR); EV(SOCKET_ERROR); EV(CLOSED); EV(WRITTEN); EV(DATA);
   EV(TLS_ERROR); EV(FRAGMENTS); EV(ADDRESS);
-  EV(TLS_CLIENT_ERROR);
+  EV(TLS_CLIENT_ERROR); EV(DROPPED);
 #undef EV
+  set_number(env, c, "PUB_BINARY", WSN_PUB_BINARY);
+  set_number(env, c, "PUB_COMPRESS", WSN_PUB_COMPRESS);
+  set_number(env, c, "PUB_CLOSE_ON_LIMIT", WSN_PUB_CLOSE_ON_LIMIT);
+  set_number(env, c, "TOPIC_MAX", WSN_TOPIC_MAX);
   set_number(env, c, "SOCKOPT_KEEPALIVE", WSN_SOCKOPT_KEEPALIVE);
   set_number(env, c, "SOCKOPT_NODELAY", WSN_SOCKOPT_NODELAY);
   set_number(env, c, "SOCKOPT_REF", WSN_SOCKOPT_REF);
@@ -1500,6 +1614,8 @@ static napi_value init(napi_env env, napi_value exports) {
       FN("tlsServerContext", tls_server_context_fn),
       FN("sockopt", sockopt_fn),
       FN("chunkedDecode", chunked_decode_fn),
+      FN("subscribe", subscribe_fn), FN("unsubscribe", unsubscribe_fn),
+      FN("publish", publish_fn),
 #undef FN
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

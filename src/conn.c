@@ -670,6 +670,10 @@ void wsn_conn_command(wsn_conn_t *c, wsn_cmd_t *cmd) {
       if ((cmd->flags & WSN_CMD_EXTERNAL) && c->tls &&
           (cmd = wsn_outbox_inline(c, cmd)) == NULL)
         return;
+      /* A data frame without FIN opens (or continues) a fragmented
+       * message, which no published frame may interrupt. */
+      if (cmd->len && (cmd->data[cmd->off] & 0x0F) < WSN_OP_CLOSE)
+        c->send_frag = !(cmd->data[cmd->off] & 0x80);
       wsn_outbox_push(c, cmd);
       return;
     case WSN_CMD_CLOSE:
@@ -735,6 +739,10 @@ void wsn_conn_command(wsn_conn_t *c, wsn_cmd_t *cmd) {
       free(cmd);
       return;
     }
+    case WSN_CMD_SUBSCRIBE:
+    case WSN_CMD_UNSUBSCRIBE:
+      wsn_conn_topic_command(c, cmd);
+      return;
     default:
       free(cmd);
       return;
@@ -767,6 +775,7 @@ void wsn_conn_on_close(uv_handle_t *h) {
   int unreported = c->announced && !l->stopping &&
                    wsn_loop_post(l, WSN_EV_CLOSED, c->id, NULL, 0) == NULL;
   wsn_slots_free(&l->slots, c->id);
+  wsn_conn_leave_topics(c);
   unmark_dirty(l, c);
   conn_unlink(l, c);
   l->live_handles--;
@@ -851,6 +860,9 @@ void wsn_conns_command(wsn_loop_t *l, wsn_cmd_t *cmd) {
       return;
     case WSN_CMD_ADOPT:
       wsn_conn_adopt(l, cmd); /* takes cmd */
+      return;
+    case WSN_CMD_PUBLISH:
+      wsn_conns_publish(l, cmd); /* takes cmd; id is the one to skip */
       return;
     case WSN_CMD_CREDIT: {
       wsn_conn_t *c = wsn_slots_ptr(&l->slots, cmd->id);

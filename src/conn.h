@@ -18,6 +18,7 @@
 #include "frame.h"
 #include "http.h"
 #include "loop.h"
+#include "topics.h"
 #include "utf8.h"
 
 typedef enum {
@@ -77,6 +78,8 @@ struct wsn_conn_s {
   uint8_t ctrl_len;
   uint8_t terminating;       /* maxPendingAutoPongs hit: destroy at the end
                               * of this read */
+  uint8_t send_frag;         /* we are sending a fragmented message: a
+                              * publish cannot put a frame in it */
   wsn_utf8_state_t utf8;
   wsn_frame_parser_t parser;
   wsn_buf_t msg;             /* message being assembled (lazy) */
@@ -106,6 +109,9 @@ struct wsn_conn_s {
   uv_connect_t *creq;        /* client: pending connect (lazy) */
   char *host;                /* client: host for error messages */
   uint64_t written;          /* bytes handed to the kernel */
+  uint64_t queued;           /* bytes JS counted that reached the outbox
+                              * (cumulative, as `written`): queued - written
+                              * is bufferedAmount, for maxBackpressure */
   wsn_conn_t *dirty_next;
   wsn_conn_t *prev, *next;   /* the loop's list of connections */
   uint32_t hs_head_len;      /* length of the handshake head in hs */
@@ -117,6 +123,7 @@ struct wsn_conn_s {
   wsn_cmd_t *plain_head, *plain_tail; /* TLS: frames not yet encrypted */
   wsn_pmd_codec_t *pmd;      /* permessage-deflate agreed (lazy) */
   wsn_pmd_options_t *pmd_offer; /* client: offered, until the 101 */
+  wsn_subs_t *subs;          /* topics this connection is in (lazy) */
   uint64_t hs_deadline;      /* server: uv_now by which the request must be in */
   const uint8_t *direct_base; /* frame payload in the current read */
   size_t direct_len;
@@ -210,6 +217,18 @@ wsn_cmd_t *wsn_outbox_inline(wsn_conn_t *c, wsn_cmd_t *cmd);
 void wsn_outbox_drop(wsn_conn_t *c, wsn_cmd_t *cmd);
 /* Frees every queued record. */
 void wsn_outbox_free(wsn_conn_t *c);
+/* A publish's frame, shared with other subscribers (takes a reference):
+ * counted as `counted` bytes; `accounted` when the frame's size differs
+ * (compressed). Returns -1 after failing the connection. */
+int wsn_outbox_shared(wsn_conn_t *c, wsn_shared_t *sh, uint64_t counted,
+                      int accounted);
+/* Bytes JS counted for a frame C will not queue (a skipped subscriber):
+ * written off at once, as wsn_outbox_drop does. */
+void wsn_outbox_write_off(wsn_conn_t *c, uint64_t counted);
+/* bufferedAmount as C knows it: counted bytes not yet written. */
+static inline uint64_t wsn_outbox_buffered(const wsn_conn_t *c) {
+  return c->queued > c->written ? c->queued - c->written : 0;
+}
 /* Moves what the TLS session produced to the socket's queue. */
 int wsn_outbox_tls_drain(wsn_conn_t *c, uint64_t accounted, int ack,
                          uint32_t pongs);
@@ -239,6 +258,15 @@ void wsn_conn_adopt(wsn_loop_t *l, wsn_cmd_t *cmd);
 void wsn_server_handshake(wsn_conn_t *c, const uint8_t *data, size_t n);
 /* Answers a request that cannot be upgraded, then closes. */
 void wsn_server_reject(wsn_conn_t *c, const char *resp, size_t len);
+
+/* ---- publish.c: topics --------------------------------------------------- */
+
+/* WSN_CMD_SUBSCRIBE / UNSUBSCRIBE for this connection (takes cmd). */
+void wsn_conn_topic_command(wsn_conn_t *c, wsn_cmd_t *cmd);
+/* WSN_CMD_PUBLISH: one frame to every subscriber (takes cmd). */
+void wsn_conns_publish(wsn_loop_t *l, wsn_cmd_t *cmd);
+/* A closing connection leaves every topic it is in. */
+void wsn_conn_leave_topics(wsn_conn_t *c);
 
 /* ---- client.c: connecting, the client handshake ----------------------- */
 

@@ -16,6 +16,7 @@
 
 #include "resolve.h"
 #include "tls.h"
+#include "topics.h"
 
 static void run_command(wsn_loop_t *l, wsn_cmd_t *cmd);
 static void stop_all(wsn_loop_t *l);
@@ -34,11 +35,27 @@ wsn_cmd_t *wsn_cmd_new(uint32_t type, wsn_id_t id, size_t cap) {
   return cmd;
 }
 
+/* The record flags are distinct bits (two once shared a value). */
+_Static_assert(((WSN_SEND_WANT_ACK | WSN_CMD_HANDSHAKE_BYTES | WSN_SEND_COMPRESS |
+                 WSN_SEND_FIN | WSN_CMD_ACCOUNTED | WSN_CMD_OWN_FRAME |
+                 WSN_CMD_EXTERNAL | WSN_CMD_SHARED | WSN_CMD_POOLED) &
+                (0xfu << WSN_SEND_OPCODE_SHIFT)) == 0 &&
+                   __builtin_popcount(WSN_SEND_WANT_ACK | WSN_CMD_HANDSHAKE_BYTES |
+                                      WSN_SEND_COMPRESS | WSN_SEND_FIN |
+                                      WSN_CMD_ACCOUNTED | WSN_CMD_OWN_FRAME |
+                                      WSN_CMD_EXTERNAL | WSN_CMD_SHARED |
+                                      WSN_CMD_POOLED) == 9,
+               "command record flags overlap");
+
 /* How many recycled records each list keeps at most (x 160 bytes). */
 #define WSN_CMD_SPARE_MAX 1024u
 
 void wsn_cmd_free(wsn_loop_t *l, wsn_cmd_t *cmd) {
-  if (cmd->flags & WSN_CMD_EXTERNAL) {
+  if (cmd->flags & WSN_CMD_SHARED) {
+    wsn_shared_t *sh;
+    memcpy(&sh, cmd->data, sizeof(sh));
+    wsn_shared_unref(sh);
+  } else if (cmd->flags & WSN_CMD_EXTERNAL) {
     wsn_event_t *ev = wsn_loop_post(l, WSN_EV_RELEASE, 0, NULL, 0);
     if (ev) {
       ev->c = (uint64_t)(uintptr_t)wsn_cmd_ext(cmd).ref;
@@ -193,7 +210,7 @@ wsn_buf_t wsn_loop_take_events(wsn_loop_t *l, uint32_t *releases) {
 static int charged_to_conn(const wsn_event_t *ev) {
   return ev->type != WSN_EV_LISTENING && ev->type != WSN_EV_LISTEN_ERROR &&
          ev->type != WSN_EV_SERVER_CLOSED && ev->type != WSN_EV_CLOSED &&
-         ev->type != WSN_EV_RELEASE;
+         ev->type != WSN_EV_RELEASE && ev->type != WSN_EV_DROPPED;
 }
 
 void wsn_loop_credit(wsn_loop_t *l, wsn_buf_t *b) {

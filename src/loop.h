@@ -33,7 +33,12 @@ typedef enum {
   WSN_CMD_CREDIT,       /* JS credited a throttled connection: re-check */
   WSN_CMD_ADOPT,        /* data: wsn_adopt_args_t + head + response */
   WSN_CMD_STOP,
-  WSN_CMD_SOCKOPT       /* flags: WSN_SOCKOPT_*; arg: the value (below) */
+  WSN_CMD_SOCKOPT,      /* flags: WSN_SOCKOPT_*; arg: the value (below) */
+  WSN_CMD_SUBSCRIBE,    /* arg: the hub; data: the topic (docs/topics.md) */
+  WSN_CMD_UNSUBSCRIBE,  /* as SUBSCRIBE */
+  WSN_CMD_PUBLISH       /* id: the publisher to skip (0: none); data:
+                         * wsn_publish_args_t, the topic, then the frame
+                         * data[off..off+len) as JS built it, uncompressed */
 } wsn_cmd_type_t;
 
 /* What a SOCKOPT command sets on a connection's socket (net.Socket's
@@ -67,14 +72,38 @@ typedef enum {
  * data[off .. off + len - ext.len). Freed with wsn_cmd_free, which gives
  * the reference back (a RELEASE event). */
 #define WSN_CMD_EXTERNAL 128u
+/* An outbox record whose bytes are shared with other connections' (one
+ * publish's frame, built once): `data` holds a wsn_shared_t pointer
+ * (topics.h) and the frame is its data[off..off+len). wsn_cmd_free drops
+ * the reference. */
+#define WSN_CMD_SHARED 256u
 /* binding.c sends payloads at least this large that way. */
 #define WSN_SEND_EXTERNAL_MIN (64 * 1024)
 #define WSN_SEND_OPCODE_SHIFT 16
 /* A record of the loop's recycled size (WSN_CMD_POOL_CAP bytes of data,
  * wsn_loop_cmd_small): wsn_cmd_free keeps it for reuse instead of freeing
  * it. Any other free() of it is still right: it is an ordinary block. */
-#define WSN_CMD_POOLED 256u
+#define WSN_CMD_POOLED 512u
 #define WSN_CMD_POOL_CAP 112
+
+/* A publish (WSN_CMD_PUBLISH). Every subscriber but the publisher gets
+ * the frame; JS counted `counted` bytes for each (its bufferedAmount), which
+ * C writes off for a subscriber it skips. */
+typedef struct {
+  uint32_t hub;            /* the WebSocketServer whose topic this is */
+  uint32_t topic_len;      /* the topic follows this struct */
+  uint64_t max_backpressure; /* skip (or close) a subscriber with more
+                              * buffered bytes than this */
+  uint64_t threshold;      /* permessage-deflate threshold (see
+                            * wsn_pmd_should_compress) */
+  uint64_t counted;        /* the uncompressed frame's size */
+  uint32_t flags;          /* WSN_PUB_* */
+  uint32_t header_len;     /* the frame's header; its payload follows */
+} wsn_publish_args_t;
+
+#define WSN_PUB_BINARY 1u
+#define WSN_PUB_COMPRESS 2u       /* compress for subscribers that agreed */
+#define WSN_PUB_CLOSE_ON_LIMIT 4u /* close a subscriber past the limit */
 
 /* permessage-deflate for a connection: what was agreed (or, for a client
  * the loop connects, what was offered: `offered`), and the options. */
@@ -221,10 +250,13 @@ typedef enum {
                          * local addr\0port\0family\0" (ws._socket) */
   WSN_EV_RELEASE,       /* id 0; c = the reference of an external payload
                          * that is written (or dropped): binding.c lets go */
-  WSN_EV_TLS_CLIENT_ERROR /* id: the server; a TLS listener's connection
+  WSN_EV_TLS_CLIENT_ERROR, /* id: the server; a TLS listener's connection
                          * failed before JS knew it (a bad handshake):
                          * payload "code\0message\0" + remote address as
                          * wsn_conn_append_addr writes it */
+  WSN_EV_DROPPED        /* id 0; a publish skipped subscribers: a=flags
+                         * (WSN_PUB_BINARY), b=topic length, c=count;
+                         * payload: count ids (uint64 LE), topic, data */
 } wsn_event_type_t;
 
 #define WSN_MSG_BINARY 1u
@@ -282,6 +314,12 @@ typedef struct wsn_loop_s {
   struct wsn_resolver_s *resolver;
 
   wsn_slots_t slots;
+  struct wsn_topics_s *topics; /* loop thread: the topic index (lazy; freed
+                                * when its last topic empties) */
+  /* PUBLISH commands given to the loop and not yet run: binding.c adds,
+   * the loop subtracts; in thread mode JS waits past a bound so that a
+   * publisher faster than the fan-out cannot grow the queue without end. */
+  _Atomic uint32_t pub_pending;
 
   /* Command queue (both threads; mu). */
   uv_mutex_t cmd_mu;

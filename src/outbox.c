@@ -26,6 +26,9 @@ static void wire_push(wsn_conn_t *c, wsn_cmd_t *cmd) {
  * are encrypted together once per loop iteration (wsn_conn_flush), so a
  * burst of small frames makes one TLS record, not one each. */
 void wsn_outbox_push(wsn_conn_t *c, wsn_cmd_t *cmd) {
+  /* What consume() will count as written for it (maxBackpressure). */
+  if (cmd->flags & WSN_CMD_ACCOUNTED) c->queued += cmd->arg;
+  else if (!(cmd->flags & WSN_CMD_UNCOUNTED)) c->queued += cmd->len;
   if (c->tls == NULL) {
     wire_push(c, cmd);
     return;
@@ -253,7 +256,12 @@ static int fill_iov(wsn_conn_t *c, uv_buf_t *iov, size_t *total) {
   size_t off = c->out_off;
   for (wsn_cmd_t *cmd = c->out_head; cmd && n < WSN_MAX_IOV - 1;
        cmd = cmd->next) {
-    if (cmd->flags & WSN_CMD_EXTERNAL) {
+    if (cmd->flags & WSN_CMD_SHARED) {
+      wsn_shared_t *sh;
+      memcpy(&sh, cmd->data, sizeof(sh));
+      iov[n].base = (char *)sh->data + cmd->off + off;
+      iov[n].len = cmd->len - off;
+    } else if (cmd->flags & WSN_CMD_EXTERNAL) {
       wsn_cmd_ext_t x = wsn_cmd_ext(cmd);
       size_t h = cmd->len - x.len;
       if (off < h) {
@@ -443,8 +451,46 @@ wsn_cmd_t *wsn_outbox_inline(wsn_conn_t *c, wsn_cmd_t *cmd) {
  * frame went first. It is written off at once, so bufferedAmount does not
  * stay above zero for bytes that can never leave. */
 void wsn_outbox_drop(wsn_conn_t *c, wsn_cmd_t *cmd) {
-  c->written += (cmd->flags & WSN_SEND_COMPRESS) ? cmd->arg : cmd->len;
+  uint64_t n = (cmd->flags & WSN_SEND_COMPRESS) ? cmd->arg : cmd->len;
+  c->queued += n;
+  c->written += n;
   if (cmd->flags & WSN_SEND_WANT_ACK) c->want_ack = 1;
   wsn_cmd_free(c->loop, cmd);
   written_changed(c);
+}
+
+void wsn_outbox_write_off(wsn_conn_t *c, uint64_t counted) {
+  c->queued += counted;
+  c->written += counted;
+  written_changed(c);
+}
+
+/* A publish's frame for this connection: a small record pointing to the
+ * shared bytes (no copy), written with the rest of the outbox. TLS
+ * encrypts plaintext records that hold their bytes: a copy for it. */
+int wsn_outbox_shared(wsn_conn_t *c, wsn_shared_t *sh, uint64_t counted,
+                      int accounted) {
+  wsn_cmd_t *cmd;
+  if (c->tls) {
+    cmd = wsn_cmd_new(WSN_CMD_SEND, c->id, sh->len);
+    if (cmd) memcpy(cmd->data, sh->data, sh->len);
+  } else {
+    cmd = wsn_cmd_new(WSN_CMD_SEND, c->id, sizeof(sh));
+    if (cmd) {
+      memcpy(cmd->data, &sh, sizeof(sh));
+      wsn_shared_ref(sh);
+      cmd->flags = WSN_CMD_SHARED;
+      cmd->len = sh->len;
+    }
+  }
+  if (cmd == NULL) {
+    wsn_conn_destroy(c);
+    return -1;
+  }
+  if (accounted) {
+    cmd->flags |= WSN_CMD_ACCOUNTED;
+    cmd->arg = counted;
+  }
+  wsn_outbox_push(c, cmd);
+  return 0;
 }

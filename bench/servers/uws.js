@@ -29,6 +29,11 @@
 //   drops an echo (ws buffers without limit; uWS drops past maxBackpressure).
 // - $BENCH_TLS_DIR (S8, wss://): uWS.SSLApp with that directory's key.pem
 //   and cert.pem instead of App, uWS's own TLS (echo.js: Node's https).
+// - $BENCH_BROADCAST=N (S9): as servers/broadcast.js, every connection
+//   subscribes to one topic and, once N are open, app.publish() sends one
+//   $BENCH_SIZE-byte text message of 'x' to all per event-loop turn
+//   (setImmediate). Its maxBackpressure is then ws-native's default, 1 MiB
+//   (past it uWS skips the subscriber, as ws-native does).
 
 const path = require('path');
 const readline = require('readline');
@@ -60,16 +65,39 @@ try {
 
 const port = Number(process.argv[2] || process.env.PORT || 0);
 const tlsDir = process.env.BENCH_TLS_DIR;
-(tlsDir
+const broadcast = Number(process.env.BENCH_BROADCAST || 0);
+const bmessage = 'x'.repeat(Number(process.env.BENCH_SIZE || 64));
+let bopen = 0;
+let brunning = false;
+const app = tlsDir
   ? uWS.SSLApp({ key_file_name: path.join(tlsDir, 'key.pem'), cert_file_name: path.join(tlsDir, 'cert.pem') })
-  : uWS.App()
-)
+  : uWS.App();
+function bturn() {
+  if (bopen < broadcast) {
+    brunning = false;
+    return;
+  }
+  app.publish('all', bmessage, false);
+  setImmediate(bturn);
+}
+app
   .ws('/*', {
     compression: compress,
     maxPayloadLength: 100 * 1024 * 1024,
-    maxBackpressure: 1024 * 1024 * 1024,
+    maxBackpressure: broadcast ? 1024 * 1024 : 1024 * 1024 * 1024,
     idleTimeout: 0,
     sendPingsAutomatically: false,
+    open: (ws) => {
+      if (!broadcast) return;
+      ws.subscribe('all');
+      if (++bopen === broadcast && !brunning) {
+        brunning = true;
+        setImmediate(bturn);
+      }
+    },
+    close: () => {
+      if (broadcast) bopen--;
+    },
     message: (ws, message, isBinary) => {
       // `message` is valid only during this call; send copies it.
       ws.send(message, isBinary, compress !== uWS.DISABLED);
