@@ -6,8 +6,10 @@
  * connections; then the check handle writes each dirty connection once
  * (writev) and publishes the iteration's events to JS in one step.
  */
+#define _GNU_SOURCE /* pthread_setname_np */
 #include "loop.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -420,6 +422,11 @@ static void on_check(uv_check_t *h) {
 
 static void loop_thread(void *arg) {
   wsn_loop_t *l = arg;
+#ifdef __linux__
+  /* Named for top -H, perf and gdb (and for test/loopmode.test.js, which
+   * looks for it). */
+  pthread_setname_np(pthread_self(), "wsn-io");
+#endif
   uv_sem_post(&l->started);
   uv_run(l->uv, UV_RUN_DEFAULT);
 }
