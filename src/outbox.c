@@ -7,9 +7,11 @@
  */
 #include "conn.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "tls.h"
 
@@ -345,6 +347,33 @@ static void on_write(uv_write_t *req, int status) {
   else maybe_shutdown(c);
 }
 
+/* uv_try_write, by sendmsg(): libuv writes with write()/writev(), whose
+ * VFS path (file position lock, fsnotify) costs a socket more than the
+ * socket call does, and a broadcast makes one such call per connection per
+ * message (S9: ~9% of the server's kernel time). Only while libuv has no
+ * write of ours queued or a connect under way, as uv_try_write; where the
+ * handle has no fd to give (or off Linux), uv_try_write itself. */
+static ssize_t try_write(wsn_conn_t *c, uv_buf_t *iov, unsigned n) {
+#ifdef __linux__
+  uv_os_fd_t fd;
+  if (c->tcp.write_queue_size == 0 && c->tcp.connect_req == NULL &&
+      uv_fileno((const uv_handle_t *)&c->tcp, &fd) == 0) {
+    /* uv_buf_t is laid out as struct iovec on Unix (libuv's promise). */
+    struct msghdr msg;
+    memset(&msg, 0, sizeof(msg));
+    msg.msg_iov = (struct iovec *)iov;
+    msg.msg_iovlen = n;
+    ssize_t w;
+    do {
+      w = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (w < 0 && errno == EINTR);
+    if (w >= 0) return w;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? UV_EAGAIN : -errno;
+  }
+#endif
+  return uv_try_write((uv_stream_t *)&c->tcp, iov, n);
+}
+
 void wsn_conn_flush(wsn_conn_t *c) {
   if (c->state == WSN_CS_CLOSING_HANDLE || c->state == WSN_CS_RESOLVING)
     return;
@@ -361,7 +390,7 @@ void wsn_conn_flush(wsn_conn_t *c) {
     return;
   }
   /* One writev for everything queued this iteration (corking). */
-  int r = uv_try_write((uv_stream_t *)&c->tcp, iov, (unsigned)n);
+  ssize_t r = try_write(c, iov, (unsigned)n);
   if (r == UV_EAGAIN || r == UV_ENOSYS) r = 0;
   if (r < 0) {
     wsn_conn_destroy(c);
