@@ -23,9 +23,10 @@ const {
 
 const NOT_IN_WS = 'ws-native only: ws.send() returns undefined in ws';
 
-// The stream test's size: WSN_BP_STREAM_BYTES overrides it (the issue's
-// 10 GB: WSN_BP_STREAM_BYTES=10e9; see docs/flow-control.md for the figure).
-const STREAM_BYTES = Number(process.env.WSN_BP_STREAM_BYTES || 1024 ** 3);
+// The stream test's size: 10 GB, as the issue asks (15-25 s here);
+// WSN_BP_STREAM_BYTES overrides it (scripts/test-asan.sh and
+// node-versions.sh run 1 GB: the bound is the same, the time is not).
+const STREAM_BYTES = Number(process.env.WSN_BP_STREAM_BYTES || 10e9);
 const STREAM_CHUNK = 64 * 1024;
 
 const cleanup = new Cleanup();
