@@ -944,3 +944,74 @@ describe('memory a received message pins (ws-native only)', function () {
     }
   });
 });
+
+describe('large frames declared and never finished (server in a child process)', function () {
+  // ws-native reserves room for a large frame's declared length up front
+  // (up to 16 MiB, within maxPayload) so that it is not grown read after
+  // read: a peer that declares big frames on many connections and sends
+  // little must cost what it sent, not what it declared. The reservation is
+  // address space; only the pages written count.
+  this.timeout(60000);
+  afterEach(() => cleanup.run());
+  const CONNS = 200;
+  const DECLARED = 16 * MiB;
+  const SENT = 64 * 1024;
+
+  it(`${CONNS} connections each declare a 16 MiB frame and send 64 KiB: the server grows < 64 MiB and keeps them open`, async function () {
+    const { fork } = require('node:child_process');
+    const path = require('node:path');
+    const child = fork(path.join(__dirname, 'fixtures', 'floods', 'many-server.js'), ['{}'], {
+      execArgv: ['--expose-gc'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc']
+    });
+    const sockets = [];
+    cleanup.add(() => {
+      for (const s of sockets) s.destroy();
+      if (child.connected) child.send({ type: 'exit' });
+      setTimeout(() => child.kill('SIGKILL'), 2000).unref();
+    });
+    const next = (type) => new Promise((resolve, reject) => {
+      const onMessage = (m) => {
+        if (m.type !== type) return;
+        child.removeListener('message', onMessage);
+        resolve(m);
+      };
+      child.on('message', onMessage);
+      child.once('exit', (code) => reject(new Error(`server exited (${code})`)));
+    });
+    const { port } = await next('listening');
+    for (let i = 0; i < CONNS; i++) {
+      const { socket } = await rawHandshake(port);
+      sockets.push(socket);
+    }
+    child.send({ type: 'baseline' });
+    const { rss: baseline } = await next('baseline');
+
+    const head = frame({
+      opcode: OP.BINARY,
+      fin: true,
+      payload: crypto.randomBytes(SENT),
+      length: DECLARED
+    });
+    for (const s of sockets) s.write(head);
+    // Every byte reaches the server (each socket's write is drained), then
+    // the server gets a moment to read it all.
+    await Promise.all(sockets.map((s) => new Promise((resolve) => {
+      if (s.writableLength === 0) resolve();
+      else s.once('drain', resolve);
+    })));
+    await delay(1000);
+    child.send({ type: 'report' });
+    const r = await next('report');
+    const growth = r.peak - baseline;
+    if (process.env.WSN_FLOOD_REPORT) {
+      console.log(`      RSS growth ${(growth / MiB).toFixed(1)} MiB`);
+    }
+    assert.equal(r.connections, CONNS, 'every connection is still open');
+    assert.ok(
+      growth < 64 * MiB,
+      `the server's RSS grew by ${(growth / MiB).toFixed(1)} MiB for ` +
+        `${CONNS} x ${SENT / 1024} KiB sent (${CONNS} x 16 MiB declared)`
+    );
+  });
+});
