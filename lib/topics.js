@@ -10,6 +10,7 @@
 // change only through commands that travel in order with the sockets'
 // sends, so the mirror and the index agree whenever a command runs.
 
+const { Buffer } = require('buffer'); // not the global getter (native.js)
 const { binding, C } = require('./native');
 const { isBlob } = require('./validation');
 
