@@ -60,7 +60,10 @@ uint32_t wsn_conns_heartbeat(wsn_loop_t *l, uint64_t now) {
       continue;
     }
     if (idle >= timeout / 2 && !(c->heartbeat & HB_PINGED) &&
-        c->limits.send_pings && !c->close_sent && !c->close_received) {
+        c->limits.send_pings && !c->close_sent && !c->close_received &&
+        !c->shut && !c->end_after_flush) {
+      /* (Never after our FIN, or once it is due: the peer ended, or our
+       * close handshake did; nothing may follow it on the wire.) */
       c->heartbeat |= HB_PINGED;
       /* Not counted in bufferedAmount (an own frame, as an auto-pong). */
       wsn_outbox_frame(c, WSN_OP_PING, hb_payload, HB_PAYLOAD_LEN);
