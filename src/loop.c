@@ -23,18 +23,23 @@
 static void run_command(wsn_loop_t *l, wsn_cmd_t *cmd);
 static void stop_all(wsn_loop_t *l);
 
-wsn_cmd_t *wsn_cmd_new(uint32_t type, wsn_id_t id, size_t cap) {
-  wsn_cmd_t *cmd = malloc(sizeof(*cmd) + cap);
-  if (cmd == NULL) return NULL;
+/* The fields of a fresh record (data: `len` bytes from off 0). */
+static wsn_cmd_t *cmd_init(wsn_cmd_t *cmd, uint32_t type, wsn_id_t id,
+                           size_t len, uint32_t flags) {
   cmd->next = NULL;
   cmd->id = id;
   cmd->type = (uint16_t)type;
   cmd->pongs = 0;
-  cmd->flags = 0;
+  cmd->flags = flags;
   cmd->arg = 0;
   cmd->off = 0;
-  cmd->len = cap;
+  cmd->len = len;
   return cmd;
+}
+
+wsn_cmd_t *wsn_cmd_new(uint32_t type, wsn_id_t id, size_t cap) {
+  wsn_cmd_t *cmd = malloc(sizeof(*cmd) + cap);
+  return cmd ? cmd_init(cmd, type, id, cap, 0) : NULL;
 }
 
 /* The record flags are distinct bits (two once shared a value). */
@@ -108,15 +113,7 @@ wsn_cmd_t *wsn_loop_cmd_small(wsn_loop_t *l, wsn_cmd_t **spares,
     cmd = malloc(sizeof(*cmd) + WSN_CMD_POOL_CAP);
     if (cmd == NULL) return NULL;
   }
-  cmd->next = NULL;
-  cmd->id = id;
-  cmd->type = (uint16_t)type;
-  cmd->pongs = 0;
-  cmd->flags = WSN_CMD_POOLED;
-  cmd->arg = 0;
-  cmd->off = 0;
-  cmd->len = cap;
-  return cmd;
+  return cmd_init(cmd, type, id, cap, WSN_CMD_POOLED);
 }
 
 wsn_event_t *wsn_loop_post(wsn_loop_t *l, uint32_t type, wsn_id_t id,
